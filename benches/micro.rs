@@ -1,0 +1,109 @@
+//! Micro-benchmarks of the per-request work: policy match over the whole registry, each
+//! injection strategy, scope resolution and opening a sealed secret.
+//! Run with `cargo bench --bench micro`.
+
+use std::hint::black_box;
+
+use aivault::auth::inject::{Target, inject, strip};
+use aivault::auth::{AuthConfig, HeaderTemplate, Material, QueryTemplate};
+use aivault::crypto::{MasterKey, open, seal};
+use aivault::policy::{Policy, Rule};
+use aivault::registry::Registry;
+use aivault::scope::{Context, CredentialCandidate, Scope, resolve};
+use aivault::secret::SecretBytes;
+use criterion::{Criterion, criterion_group, criterion_main};
+use http::{HeaderMap, HeaderValue};
+
+fn registry_policy() -> Policy {
+    let registry = Registry::builtin().unwrap_or_else(|e| panic!("{e}"));
+    let rules: Vec<Rule> = registry.providers().flat_map(|p| p.rules.iter().cloned()).collect();
+    Policy::new(rules)
+}
+
+fn bench_policy(c: &mut Criterion) {
+    let policy = registry_policy();
+    let providers = Registry::builtin().map(|r| r.providers().count()).unwrap_or(0);
+    let mut g = c.benchmark_group(format!("policy_match_{providers}_providers"));
+    g.bench_function("allow", |b| {
+        b.iter(|| policy.decide(black_box("api.openai.com"), 443, "POST", "/v1/chat/completions"))
+    });
+    g.bench_function("deny_path", |b| b.iter(|| policy.decide(black_box("api.openai.com"), 443, "GET", "/v2/unknown")));
+    g.bench_function("deny_host", |b| b.iter(|| policy.decide(black_box("unknown.example.com"), 443, "GET", "/")));
+    g.finish();
+}
+
+fn target() -> Target {
+    let mut headers = HeaderMap::new();
+    headers.insert("authorization", HeaderValue::from_static("Bearer placeholder"));
+    headers.insert("content-type", HeaderValue::from_static("application/json"));
+    Target { path: "/v1/chat/completions".into(), query: Some("a=1".into()), headers }
+}
+
+fn bench_inject(c: &mut Criterion) {
+    let single = Material::single(SecretBytes::from_str_copy("sk-0123456789abcdef0123456789abcdef"));
+    let mut pair = Material::default();
+    pair.add("key", &SecretBytes::from_str_copy("k-0123456789"));
+    pair.add("token", &SecretBytes::from_str_copy("t-0123456789"));
+    let strategies: Vec<(&str, AuthConfig, &Material)> = vec![
+        (
+            "header",
+            AuthConfig::Header { header_name: "authorization".into(), value_template: "Bearer {{secret}}".into() },
+            &single,
+        ),
+        ("query", AuthConfig::Query { param_name: "key".into(), value_template: None }, &single),
+        ("path", AuthConfig::Path { prefix_template: "/bot{{secret}}".into() }, &single),
+        ("basic", AuthConfig::Basic { username: Some("api".into()), password: Some("{{secret}}".into()) }, &single),
+        (
+            "multi-header",
+            AuthConfig::MultiHeader(vec![
+                HeaderTemplate { header_name: "x-key".into(), value_template: "{{key}}".into() },
+                HeaderTemplate { header_name: "x-token".into(), value_template: "{{token}}".into() },
+            ]),
+            &pair,
+        ),
+        (
+            "multi-query",
+            AuthConfig::MultiQuery(vec![
+                QueryTemplate { param_name: "key".into(), value_template: "{{key}}".into() },
+                QueryTemplate { param_name: "token".into(), value_template: "{{token}}".into() },
+            ]),
+            &pair,
+        ),
+    ];
+    let mut g = c.benchmark_group("inject");
+    for (name, auth, material) in &strategies {
+        g.bench_function(*name, |b| {
+            b.iter(|| {
+                let mut t = target();
+                strip(&mut t, auth);
+                let _ = inject(&mut t, auth, material);
+                black_box(t)
+            })
+        });
+    }
+    g.finish();
+}
+
+fn bench_scope(c: &mut Criterion) {
+    let (global, ws, group) = (
+        Scope::Global,
+        Scope::Workspace { workspace_id: "w".into() },
+        Scope::Group { workspace_id: "w".into(), group_id: "g".into() },
+    );
+    let creds = [
+        CredentialCandidate { id: "a", scope: &global, secret_ids: vec!["s1"] },
+        CredentialCandidate { id: "b", scope: &ws, secret_ids: vec!["s2"] },
+        CredentialCandidate { id: "c", scope: &group, secret_ids: vec!["s3"] },
+    ];
+    let ctx = Context::new(Some("w"), Some("g")).unwrap_or_default();
+    c.bench_function("scope_resolve_3_levels", |b| b.iter(|| resolve(black_box(&ctx), &[], &creds, &|_| false)));
+}
+
+fn bench_envelope(c: &mut Criterion) {
+    let Ok((key, _)) = MasterKey::generate() else { return };
+    let Ok(sealed) = seal(&key, b"aad", b"sk-0123456789abcdef0123456789abcdef") else { return };
+    c.bench_function("envelope_open", |b| b.iter(|| open(&key, black_box(b"aad"), &sealed)));
+}
+
+criterion_group!(benches, bench_policy, bench_inject, bench_scope, bench_envelope);
+criterion_main!(benches);

@@ -1,0 +1,131 @@
+//! `status`, `rotate-master`, `audit`, `completions`, and upstream flags shared by `invoke` and `proxy`.
+
+use std::path::PathBuf;
+
+use clap::{Args, CommandFactory};
+
+use super::render::{self, Out};
+use crate::audit::AuditQuery;
+use crate::config::{self, Config};
+use crate::error::{Error, Result};
+use crate::service::Vault;
+
+#[derive(Args, Debug)]
+pub struct RotateMasterArgs {
+    /// The new key (base64 of 32 bytes). Generated when the key lives in master.key.
+    #[arg(long)]
+    pub new_key: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct AuditArgs {
+    /// How many records (default 100).
+    #[arg(long, default_value_t = 100)]
+    pub limit: usize,
+    /// Only records since a time: 90s, 15m, 2h, 7d or an RFC 3339 timestamp.
+    #[arg(long)]
+    pub since: Option<String>,
+    #[arg(long)]
+    pub agent: Option<String>,
+    #[arg(long)]
+    pub capability: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct CompletionsArgs {
+    pub shell: clap_complete::Shell,
+}
+
+/// Where upstream connections go and whom they trust (testing and private deployments).
+#[derive(Args, Debug, Default, Clone)]
+pub struct UpstreamArgs {
+    /// Extra trusted root for upstream servers, PEM (repeatable; env AIVAULT_UPSTREAM_CA, ':'-separated).
+    #[arg(long = "upstream-ca")]
+    pub upstream_ca: Vec<PathBuf>,
+    /// HOST:PORT:ADDR:PORT, like curl's --connect-to (repeatable; env AIVAULT_RESOLVE, ','-separated).
+    #[arg(long = "resolve")]
+    pub resolve: Vec<String>,
+}
+
+impl UpstreamArgs {
+    pub fn resolve(&self) -> Result<crate::proxy::upstream::UpstreamConfig> {
+        let mut cas = self.upstream_ca.clone();
+        cas.extend(config::env_list("AIVAULT_UPSTREAM_CA", ':').into_iter().map(PathBuf::from));
+        let mut maps = self.resolve.clone();
+        maps.extend(config::env_list("AIVAULT_RESOLVE", ','));
+        crate::proxy::upstream::UpstreamConfig::new(&cas, &maps)
+    }
+}
+
+pub fn status(cfg: &Config, out: Out) -> Result<()> {
+    let s = Vault::open(cfg)?.status()?;
+    out.show(&s, false, || {
+        render::line(&format!("home:        {}", s.home));
+        render::line(&format!("store:       {} (schema {})", s.store, s.schema_version));
+        render::line(&format!("master key:  {} ({})", s.key_id, s.key_source));
+        render::line(&format!("secrets:     {}", s.secrets));
+        render::line(&format!("credentials: {}", s.credentials));
+        render::line(&format!(
+            "capabilities: {} custom, {} registry providers",
+            s.custom_capabilities, s.registry_providers
+        ));
+        render::line(&format!("agents:      {}", s.agents));
+    });
+    Ok(())
+}
+
+pub fn rotate_master(cfg: &Config, out: Out, args: &RotateMasterArgs) -> Result<()> {
+    let mut vault = Vault::open(cfg)?;
+    let r = vault.rotate_master(cfg, args.new_key.as_deref())?;
+    out.show(&r, false, || {
+        render::line(&format!(
+            "Master key rotated: {} -> {} ({} secrets re-wrapped); new key {}",
+            r.old_key_id, r.new_key_id, r.secrets_rewrapped, r.key_location
+        ));
+    });
+    Ok(())
+}
+
+pub fn audit(cfg: &Config, out: Out, args: &AuditArgs) -> Result<()> {
+    let since_ms = match &args.since {
+        Some(s) => Some(
+            crate::time::parse_since(s, crate::time::now_ms())
+                .ok_or_else(|| Error::invalid(format!("--since '{s}': use 90s, 15m, 2h, 7d or an RFC 3339 time")))?,
+        ),
+        None => None,
+    };
+    let q = AuditQuery { limit: args.limit, since_ms, agent: args.agent.clone(), capability: args.capability.clone() };
+    let events = Vault::open(cfg)?.audit(&q)?;
+    out.show(&events, false, || {
+        if events.is_empty() {
+            render::line("No audit records match.");
+            return;
+        }
+        let rows: Vec<Vec<String>> = events
+            .iter()
+            .map(|e| {
+                let what = match (&e.method, &e.host) {
+                    (Some(m), Some(h)) => format!("{m} {h}{}", e.path.as_deref().unwrap_or("")),
+                    _ => e.detail.clone().unwrap_or_default(),
+                };
+                vec![
+                    crate::time::rfc3339(e.ts_ms),
+                    e.kind.clone(),
+                    e.agent.clone().unwrap_or_else(|| "-".into()),
+                    e.capability.clone().or_else(|| e.credential.clone()).unwrap_or_else(|| "-".into()),
+                    e.status.map(|s| s.to_string()).or_else(|| e.outcome.clone()).unwrap_or_else(|| "-".into()),
+                    what,
+                ]
+            })
+            .collect();
+        render::table(&["TIME", "EVENT", "AGENT", "CAPABILITY", "STATUS", "DETAIL"], &rows);
+    });
+    Ok(())
+}
+
+pub fn completions(args: &CompletionsArgs) {
+    let mut cmd = super::Cli::command();
+    let mut buf = Vec::new();
+    clap_complete::generate(args.shell, &mut cmd, "aivault", &mut buf);
+    render::raw(&buf);
+}

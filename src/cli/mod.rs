@@ -1,0 +1,114 @@
+//! The command line: parse, call the service layer, render. No business logic lives here.
+
+mod capability;
+mod credential;
+mod misc;
+pub mod render;
+mod secrets;
+
+use std::io::Read as _;
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::secret::SecretBytes;
+use crate::service::Vault;
+use render::Out;
+
+/// aivault: keep API keys out of your agents. Secrets stay encrypted in a local vault; a proxy
+/// injects them only into requests a capability allows.
+#[derive(Parser, Debug)]
+#[command(name = "aivault", version, about, long_about = None, propagate_version = true)]
+pub struct Cli {
+    /// Data directory (default: $AIVAULT_HOME, else $XDG_DATA_HOME/aivault, else ~/.local/share/aivault).
+    #[arg(long, global = true, value_name = "DIR")]
+    pub home: Option<PathBuf>,
+    /// Print one JSON document on stdout instead of human output.
+    #[arg(long, global = true)]
+    pub json: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+// Parsed once per process; boxing the large variant would buy nothing.
+#[allow(clippy::large_enum_variant)]
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Create the data directory, master key and store (any command does this on first use).
+    Init,
+    /// Show where the vault lives and what it holds.
+    Status,
+    /// Manage encrypted secrets.
+    #[command(subcommand)]
+    Secrets(secrets::SecretsCmd),
+    /// Manage credentials: a provider, an auth strategy, hosts and a secret.
+    #[command(subcommand, alias = "credentials")]
+    Credential(credential::CredentialCmd),
+    /// Manage capabilities: which hosts, methods and paths a provider's credential may serve.
+    #[command(subcommand, alias = "capabilities")]
+    Capability(capability::CapabilityCmd),
+    /// Check a capability call against policy and scope resolution (and, with the request
+    /// pipeline, perform it).
+    Invoke(capability::InvokeArgs),
+    /// Re-wrap every data key under a new master key, atomically.
+    RotateMaster(misc::RotateMasterArgs),
+    /// Show the audit log, newest first.
+    Audit(misc::AuditArgs),
+    /// Print shell completions.
+    Completions(misc::CompletionsArgs),
+}
+
+/// Runs a parsed command line.
+pub fn run(cli: Cli) -> Result<()> {
+    let out = Out { json: cli.json };
+    let cfg = Config::resolve(cli.home.as_deref())?;
+    match cli.command {
+        Command::Completions(args) => {
+            misc::completions(&args);
+            Ok(())
+        }
+        Command::Init => {
+            let vault = Vault::open(&cfg)?;
+            let status = vault.status()?;
+            out.show(&status, false, || {
+                render::line(&format!("Vault ready at {} (master key {})", status.home, status.key_id))
+            });
+            Ok(())
+        }
+        Command::Status => misc::status(&cfg, out),
+        Command::Secrets(cmd) => secrets::run(&cfg, out, cmd),
+        Command::Credential(cmd) => credential::run(&cfg, out, cmd),
+        Command::Capability(cmd) => capability::run(&cfg, out, cmd),
+        Command::Invoke(args) => capability::invoke(&cfg, out, args),
+        Command::RotateMaster(args) => misc::rotate_master(&cfg, out, &args),
+        Command::Audit(args) => misc::audit(&cfg, out, &args),
+    }
+}
+
+/// Where a secret value comes from: `--value V`, `--value -` (stdin) or `--value-file PATH`.
+pub(crate) fn read_value(value: Option<String>, file: Option<PathBuf>) -> Result<SecretBytes> {
+    match (value, file) {
+        (Some(_), Some(_)) => Err(Error::invalid("pass either --value or --value-file, not both")),
+        (Some(v), None) if v == "-" => {
+            let mut buf = Vec::new();
+            std::io::stdin().read_to_end(&mut buf).map_err(|e| Error::Io(format!("cannot read stdin: {e}")))?;
+            Ok(SecretBytes::new(trim_newline(buf)))
+        }
+        (Some(v), None) => Ok(SecretBytes::new(v.into_bytes())),
+        (None, Some(path)) => {
+            let buf = std::fs::read(&path)
+                .map_err(|e| Error::invalid(format!("cannot read value file {}: {e}", path.display())))?;
+            Ok(SecretBytes::new(trim_newline(buf)))
+        }
+        (None, None) => Err(Error::invalid("pass --value VALUE, --value - (stdin) or --value-file PATH")),
+    }
+}
+
+fn trim_newline(mut buf: Vec<u8>) -> Vec<u8> {
+    while buf.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
+        buf.pop();
+    }
+    buf
+}

@@ -1,0 +1,239 @@
+//! `aivault secrets ...`
+
+use std::path::PathBuf;
+
+use clap::{Args, Subcommand};
+
+use super::read_value;
+use super::render::{self, Out, scope_text};
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::scope::Scope;
+use crate::secret::SecretBytes;
+use crate::service::api::SecretCreated;
+use crate::service::{SecretFilter, Vault};
+
+#[derive(Subcommand, Debug)]
+pub enum SecretsCmd {
+    /// List secrets (metadata only; values are never shown).
+    List {
+        #[command(flatten)]
+        scope: ScopeArgs,
+        /// Full JSON detail.
+        #[arg(short, long)]
+        verbose: bool,
+    },
+    /// Create an encrypted secret. A name a registry provider claims pins the secret and provisions its credential.
+    Create {
+        #[arg(long)]
+        name: String,
+        #[command(flatten)]
+        value: ValueArgs,
+        #[command(flatten)]
+        scope: ScopeArgs,
+        /// Another name for the secret (repeatable).
+        #[arg(long = "alias")]
+        aliases: Vec<String>,
+    },
+    /// Rename a secret or change its aliases (use rotate to change the value).
+    Update {
+        #[arg(long)]
+        id: String,
+        #[arg(long)]
+        name: Option<String>,
+        #[arg(long = "alias")]
+        aliases: Vec<String>,
+        #[arg(long)]
+        clear_aliases: bool,
+    },
+    /// Replace a secret's value (fresh data key, new version).
+    Rotate {
+        #[arg(long)]
+        id: String,
+        #[command(flatten)]
+        value: ValueArgs,
+    },
+    /// Revoke and delete a secret, with the credentials and bindings that depend on it.
+    Delete {
+        #[arg(long)]
+        id: String,
+    },
+    /// Attach a secret to a group: credentials reading it count at that group's level.
+    AttachGroup(GroupArgs),
+    /// Detach a secret from a group.
+    DetachGroup(GroupArgs),
+    /// Import KEY=VALUE pairs, each handled like `create` (an existing name is rotated).
+    Import {
+        /// KEY=VALUE (repeatable).
+        #[arg(long = "entry", required = true)]
+        entries: Vec<String>,
+        #[command(flatten)]
+        scope: ScopeArgs,
+    },
+}
+
+#[derive(Args, Debug)]
+pub struct ValueArgs {
+    /// The value, or '-' to read it from stdin.
+    #[arg(long, allow_hyphen_values = true)]
+    pub value: Option<String>,
+    /// Read the value from a file.
+    #[arg(long)]
+    pub value_file: Option<PathBuf>,
+}
+
+#[derive(Args, Debug, Default)]
+pub struct ScopeArgs {
+    /// global, workspace or group.
+    #[arg(long)]
+    pub scope: Option<String>,
+    #[arg(long)]
+    pub workspace_id: Option<String>,
+    #[arg(long)]
+    pub group_id: Option<String>,
+}
+
+impl ScopeArgs {
+    pub fn scope(&self) -> Result<Scope> {
+        Ok(Scope::from_args(self.scope.as_deref(), self.workspace_id.as_deref(), self.group_id.as_deref())?)
+    }
+
+    fn filter(&self) -> Result<Option<Scope>> {
+        if self.scope.is_none() && self.workspace_id.is_none() && self.group_id.is_none() {
+            Ok(None)
+        } else {
+            self.scope().map(Some)
+        }
+    }
+}
+
+#[derive(Args, Debug)]
+pub struct GroupArgs {
+    #[arg(long)]
+    pub id: String,
+    #[arg(long)]
+    pub workspace_id: String,
+    #[arg(long)]
+    pub group_id: String,
+}
+
+pub fn run(cfg: &Config, out: Out, cmd: SecretsCmd) -> Result<()> {
+    match cmd {
+        SecretsCmd::List { scope, verbose } => {
+            let filter = SecretFilter { scope: scope.filter()? };
+            let list = Vault::open(cfg)?.secrets_list(&filter)?;
+            out.show(&list, verbose, || {
+                if list.is_empty() {
+                    render::line("No secrets. Create one with `aivault secrets create --name NAME --value VALUE`.");
+                    return;
+                }
+                let rows: Vec<Vec<String>> = list
+                    .iter()
+                    .map(|s| {
+                        vec![
+                            s.name.clone(),
+                            s.id.clone(),
+                            scope_text(s.scope, &s.workspace_id, &s.group_id),
+                            s.pinned_provider.clone().unwrap_or_else(|| "-".into()),
+                            s.version.to_string(),
+                            if s.aliases.is_empty() { "-".into() } else { s.aliases.join(",") },
+                        ]
+                    })
+                    .collect();
+                render::table(&["NAME", "ID", "SCOPE", "PROVIDER", "VERSION", "ALIASES"], &rows);
+            });
+        }
+        SecretsCmd::Create { name, value, scope, aliases } => {
+            let scope = scope.scope()?;
+            let value = read_value(value.value, value.value_file)?;
+            let created = Vault::open(cfg)?.secret_create(&name, value, scope, &aliases)?;
+            out.show(&created, false, || print_created(&created));
+        }
+        SecretsCmd::Update { id, name, aliases, clear_aliases } => {
+            let info = Vault::open(cfg)?.secret_update(&id, name.as_deref(), &aliases, clear_aliases)?;
+            out.show(&info, false, || {
+                let aliases = if info.aliases.is_empty() { "none".to_owned() } else { info.aliases.join(", ") };
+                render::line(&format!("Secret updated: {} (aliases: {aliases})", info.name));
+            });
+        }
+        SecretsCmd::Rotate { id, value } => {
+            let value = read_value(value.value, value.value_file)?;
+            let info = Vault::open(cfg)?.secret_rotate(&id, value)?;
+            out.show(&info, false, || {
+                render::line(&format!("Secret rotated: {} (version {}, new data key)", info.name, info.version));
+            });
+        }
+        SecretsCmd::Delete { id } => {
+            let d = Vault::open(cfg)?.secret_delete(&id)?;
+            out.show(&d, false, || {
+                render::line(&format!("Secret deleted: {} ({})", d.name, d.id));
+                for c in &d.removed_credentials {
+                    render::line(&format!("Credential removed: {c}"));
+                }
+                for b in &d.removed_bindings {
+                    render::line(&format!("Binding removed: {b}"));
+                }
+            });
+        }
+        SecretsCmd::AttachGroup(g) => attach(cfg, out, &g, true)?,
+        SecretsCmd::DetachGroup(g) => attach(cfg, out, &g, false)?,
+        SecretsCmd::Import { entries, scope } => {
+            let scope = scope.scope()?;
+            let mut parsed = Vec::new();
+            for e in entries {
+                let (k, v) = e.split_once('=').ok_or_else(|| {
+                    let key = e.split('=').next().unwrap_or_default();
+                    Error::invalid(format!("--entry for '{key}' must be KEY=VALUE"))
+                })?;
+                parsed.push((k.trim().to_owned(), SecretBytes::new(v.as_bytes().to_vec())));
+            }
+            let summary = Vault::open(cfg)?.secrets_import(parsed, scope)?;
+            let failed = summary.failed;
+            out.show(&summary, false, || {
+                for e in &summary.entries {
+                    print_created(e);
+                }
+                for f in &summary.failures {
+                    render::line(&format!("Failed: {} ({})", f.name, f.error));
+                }
+                let note = if failed > 0 { "; nothing was imported" } else { "" };
+                render::line(&format!(
+                    "Imported: {} created, {} rotated, {} failed{note}",
+                    summary.created, summary.rotated, summary.failed
+                ));
+            });
+            if failed > 0 {
+                return Err(Error::invalid(format!(
+                    "{failed} import entries failed; fix them and run the import again"
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn attach(cfg: &Config, out: Out, g: &GroupArgs, attach: bool) -> Result<()> {
+    let info = Vault::open(cfg)?.secret_attach(&g.id, &g.workspace_id, &g.group_id, attach)?;
+    out.show(&info, false, || {
+        let verb = if attach { "attached to" } else { "detached from" };
+        render::line(&format!("Secret {} {verb} group {}/{}", info.name, g.workspace_id, g.group_id));
+    });
+    Ok(())
+}
+
+fn print_created(c: &SecretCreated) {
+    let s = &c.secret;
+    let verb = if c.action == "rotated" { "rotated" } else { "created" };
+    match &s.pinned_provider {
+        Some(p) => render::line(&format!("Secret {verb}: {} (pinned to provider: {p})", s.name)),
+        None => render::line(&format!("Secret {verb}: {}", s.name)),
+    }
+    render::line(&format!("  ref: {}", s.reference));
+    for p in &c.provisioned {
+        let verb = if p.action == "updated" { "updated" } else { "auto-provisioned" };
+        render::line(&format!("Credential {verb}: {} ({} capabilities enabled)", p.credential, p.capabilities));
+    }
+    for w in &c.waiting {
+        render::line(&format!("Waiting for {} to complete {} credential", w.missing.join(", "), w.provider));
+    }
+}

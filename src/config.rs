@@ -1,0 +1,67 @@
+//! Resolved runtime configuration. The only reader of the process environment (besides
+//! `run`, which builds a child's environment).
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use zeroize::Zeroizing;
+
+use crate::error::{Error, Result};
+
+/// Where the master key comes from.
+pub enum KeySource {
+    /// `AIVAULT_MASTER_KEY`, base64 of 32 bytes.
+    Env(Zeroizing<String>),
+    /// `<home>/master.key`, created on first use with mode 0600.
+    File(PathBuf),
+}
+
+/// Everything a command needs to find and open the vault.
+pub struct Config {
+    pub home: PathBuf,
+    pub key: KeySource,
+    /// How long to wait for another aivault process to release the store.
+    pub lock_wait: Duration,
+}
+
+impl Config {
+    /// `--home` flag, else `AIVAULT_HOME`, else `$XDG_DATA_HOME/aivault`, else
+    /// `~/.local/share/aivault`.
+    pub fn resolve(home_flag: Option<&Path>) -> Result<Config> {
+        let home = match home_flag {
+            Some(h) => h.to_owned(),
+            None => match non_empty_env("AIVAULT_HOME") {
+                Some(h) => PathBuf::from(h),
+                None => match non_empty_env("XDG_DATA_HOME") {
+                    Some(x) => PathBuf::from(x).join("aivault"),
+                    None => {
+                        let user_home = non_empty_env("HOME").ok_or_else(|| {
+                            Error::invalid("cannot find a data directory: set --home, AIVAULT_HOME or HOME")
+                        })?;
+                        PathBuf::from(user_home).join(".local/share/aivault")
+                    }
+                },
+            },
+        };
+        let key = match non_empty_env("AIVAULT_MASTER_KEY") {
+            Some(k) => KeySource::Env(Zeroizing::new(k)),
+            None => KeySource::File(home.join("master.key")),
+        };
+        Ok(Config { home, key, lock_wait: Duration::from_secs(10) })
+    }
+
+    pub fn store_path(&self) -> PathBuf {
+        self.home.join("vault.redb")
+    }
+}
+
+fn non_empty_env(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.is_empty())
+}
+
+/// Environment values the proxy command reads (`AIVAULT_UPSTREAM_CA`, `AIVAULT_RESOLVE`).
+pub fn env_list(name: &str, sep: char) -> Vec<String> {
+    non_empty_env(name)
+        .map(|v| v.split(sep).map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect())
+        .unwrap_or_default()
+}

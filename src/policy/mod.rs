@@ -1,0 +1,258 @@
+//! Capability policy: which (host, method, path) a capability allows. Pure: no I/O, no secrets.
+//!
+//! A policy denial is a value (`Decision::Deny`), not an error.
+
+mod host;
+mod path;
+
+use std::collections::HashMap;
+
+pub use host::{HostError, HostPattern, normalize_host, split_host_port};
+pub use path::{PathError, check_prefix, normalize as normalize_path, prefix_matches};
+
+/// A compiled capability allow-list.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Rule {
+    pub id: String,
+    pub provider: String,
+    pub hosts: Vec<HostPattern>,
+    /// Uppercase methods.
+    pub methods: Vec<String>,
+    pub path_prefixes: Vec<String>,
+}
+
+/// Why a rule definition was rejected.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum RuleError {
+    #[error(transparent)]
+    Host(#[from] HostError),
+    #[error("invalid path prefix '{prefix}': {reason}")]
+    Prefix { prefix: String, reason: PathError },
+    #[error("invalid method '{0}'")]
+    Method(String),
+    #[error("a capability needs at least one {0}")]
+    Empty(&'static str),
+}
+
+impl Rule {
+    pub fn new(
+        id: &str,
+        provider: &str,
+        hosts: &[String],
+        methods: &[String],
+        path_prefixes: &[String],
+    ) -> Result<Rule, RuleError> {
+        if hosts.is_empty() {
+            return Err(RuleError::Empty("host"));
+        }
+        if methods.is_empty() {
+            return Err(RuleError::Empty("method"));
+        }
+        if path_prefixes.is_empty() {
+            return Err(RuleError::Empty("path prefix"));
+        }
+        let hosts = hosts.iter().map(|h| HostPattern::parse(h)).collect::<Result<Vec<_>, _>>()?;
+        let mut ms = Vec::new();
+        for m in methods {
+            let up = m.to_ascii_uppercase();
+            if up.is_empty() || up.len() > 16 || !up.bytes().all(|b| b.is_ascii_uppercase()) {
+                return Err(RuleError::Method(m.clone()));
+            }
+            if !ms.contains(&up) {
+                ms.push(up);
+            }
+        }
+        for p in path_prefixes {
+            check_prefix(p).map_err(|reason| RuleError::Prefix { prefix: p.clone(), reason })?;
+        }
+        Ok(Rule {
+            id: id.to_owned(),
+            provider: provider.to_owned(),
+            hosts,
+            methods: ms,
+            path_prefixes: path_prefixes.to_vec(),
+        })
+    }
+
+    /// The longest allowed prefix that covers `path`, if method and host also fit.
+    fn allows(&self, host: &str, port: u16, method: &str, path: &str) -> Option<&str> {
+        if !self.hosts.iter().any(|h| h.matches(host, port)) || !self.methods.iter().any(|m| m == method) {
+            return None;
+        }
+        self.path_prefixes.iter().filter(|p| prefix_matches(p, path)).max_by_key(|p| p.len()).map(String::as_str)
+    }
+}
+
+/// Why a request was denied.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Denial {
+    /// No capability names this host.
+    HostNotAllowed { host: String },
+    /// The host is known, but no capability allows this method and path.
+    CapabilityDenied { method: String, path: String },
+    /// The path could be read two ways; refused before matching.
+    AmbiguousPath { reason: PathError },
+}
+
+impl Denial {
+    /// The machine-readable code agents receive.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Denial::HostNotAllowed { .. } => "host_not_allowed",
+            Denial::CapabilityDenied { .. } | Denial::AmbiguousPath { .. } => "capability_denied",
+        }
+    }
+
+    pub fn message(&self) -> String {
+        match self {
+            Denial::HostNotAllowed { host } => format!(
+                "no capability allows host {host}; create one with `aivault capability create` or \
+                 store a registry secret for this provider"
+            ),
+            Denial::CapabilityDenied { method, path } => {
+                format!("no capability allows {method} {path} on this host")
+            }
+            Denial::AmbiguousPath { reason } => format!("request path refused: {reason}"),
+        }
+    }
+}
+
+/// The outcome of matching one request.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Decision<'a> {
+    Allow { rule: &'a Rule, prefix: &'a str },
+    Deny(Denial),
+}
+
+/// Rules indexed by host for fast matching.
+#[derive(Debug, Default)]
+pub struct Policy {
+    rules: Vec<Rule>,
+    exact: HashMap<String, Vec<usize>>,
+    wildcard: HashMap<String, Vec<usize>>,
+}
+
+impl Policy {
+    pub fn new(mut rules: Vec<Rule>) -> Policy {
+        rules.sort_by(|a, b| a.id.cmp(&b.id));
+        let mut exact: HashMap<String, Vec<usize>> = HashMap::new();
+        let mut wildcard: HashMap<String, Vec<usize>> = HashMap::new();
+        for (i, rule) in rules.iter().enumerate() {
+            for h in &rule.hosts {
+                let index = if h.is_wildcard() { &mut wildcard } else { &mut exact };
+                let slot = index.entry(h.host().to_owned()).or_default();
+                if !slot.contains(&i) {
+                    slot.push(i);
+                }
+            }
+        }
+        Policy { rules, exact, wildcard }
+    }
+
+    pub fn rules(&self) -> &[Rule] {
+        &self.rules
+    }
+
+    pub fn rule(&self, id: &str) -> Option<&Rule> {
+        self.rules.binary_search_by(|r| r.id.as_str().cmp(id)).ok().map(|i| &self.rules[i])
+    }
+
+    fn candidates<'s>(&'s self, host: &str, port: u16) -> impl Iterator<Item = &'s Rule> + 's {
+        let exact = self.exact.get(host).map(Vec::as_slice).unwrap_or_default();
+        let wild = host
+            .split_once('.')
+            .and_then(|(_, suffix)| self.wildcard.get(suffix))
+            .map(Vec::as_slice)
+            .unwrap_or_default();
+        let host = host.to_owned();
+        exact
+            .iter()
+            .chain(wild)
+            .map(|&i| &self.rules[i])
+            .filter(move |r| r.hosts.iter().any(|h| h.matches(&host, port)))
+    }
+
+    /// Whether any capability names `host:port` (used to decide a CONNECT).
+    pub fn knows_host(&self, host: &str, port: u16) -> bool {
+        self.candidates(host, port).next().is_some()
+    }
+
+    /// Matches one request. `path` is the raw request path without its query.
+    pub fn decide(&self, host: &str, port: u16, method: &str, path: &str) -> Decision<'_> {
+        if !self.knows_host(host, port) {
+            return Decision::Deny(Denial::HostNotAllowed { host: host.to_owned() });
+        }
+        let normalized = match normalize_path(path) {
+            Ok(p) => p,
+            Err(reason) => return Decision::Deny(Denial::AmbiguousPath { reason }),
+        };
+        let method = method.to_ascii_uppercase();
+        let mut best: Option<(&Rule, &str)> = None;
+        for rule in self.candidates(host, port) {
+            if let Some(prefix) = rule.allows(host, port, &method, &normalized) {
+                let better = match best {
+                    None => true,
+                    Some((b, bp)) => prefix.len() > bp.len() || (prefix.len() == bp.len() && rule.id < b.id),
+                };
+                if better {
+                    best = Some((rule, prefix));
+                }
+            }
+        }
+        match best {
+            Some((rule, prefix)) => Decision::Allow { rule, prefix },
+            None => Decision::Deny(Denial::CapabilityDenied { method, path: normalized }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rule(id: &str, hosts: &[&str], methods: &[&str], prefixes: &[&str]) -> Rule {
+        let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+        Rule::new(id, "p", &s(hosts), &s(methods), &s(prefixes)).unwrap()
+    }
+
+    #[test]
+    fn decide_table() {
+        let policy = Policy::new(vec![
+            rule("api/users", &["api.example.com"], &["GET", "POST"], &["/v1/users"]),
+            rule("api/users-admin", &["api.example.com"], &["GET"], &["/v1/users/admin"]),
+            rule("api/orders", &["api.example.com"], &["GET"], &["/v1/orders"]),
+            rule("shop/all", &["*.myshopify.com"], &["GET"], &["/"]),
+        ]);
+        let cases: &[(&str, &str, &str, &str)] = &[
+            ("api.example.com", "GET", "/v1/users", "allow:api/users"),
+            ("api.example.com", "post", "/v1/users/7", "allow:api/users"),
+            ("api.example.com", "GET", "/v1/users/admin/x", "allow:api/users-admin"),
+            ("api.example.com", "DELETE", "/v1/users/7", "capability_denied"),
+            ("api.example.com", "GET", "/v1/usersX", "capability_denied"),
+            ("api.example.com", "GET", "/v1/users/../admin", "capability_denied"),
+            ("api.example.com", "GET", "/v1/users%2F..%2Fadmin", "capability_denied"),
+            ("api.example.com", "POST", "/v1/orders", "capability_denied"),
+            ("other.example.com", "GET", "/v1/users", "host_not_allowed"),
+            ("store.myshopify.com", "GET", "/admin/api/products.json", "allow:shop/all"),
+            ("myshopify.com", "GET", "/", "host_not_allowed"),
+        ];
+        for (host, method, path, want) in cases {
+            let got = match policy.decide(host, 443, method, path) {
+                Decision::Allow { rule, .. } => format!("allow:{}", rule.id),
+                Decision::Deny(d) => d.code().to_owned(),
+            };
+            assert_eq!(&got, want, "{method} {host}{path}");
+        }
+        assert!(!policy.knows_host("api.example.com", 8443));
+    }
+
+    #[test]
+    fn rule_validation() {
+        let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+        assert!(Rule::new("x", "p", &s(&[]), &s(&["GET"]), &s(&["/"])).is_err());
+        assert!(Rule::new("x", "p", &s(&["a.com"]), &s(&["G ET"]), &s(&["/"])).is_err());
+        assert!(Rule::new("x", "p", &s(&["a.com"]), &s(&["GET"]), &s(&["v1"])).is_err());
+        assert!(Rule::new("x", "p", &s(&["a.com"]), &s(&["GET"]), &s(&["/v1/../x"])).is_err());
+        assert!(Rule::new("x", "p", &s(&["a.com"]), &s(&["GET"]), &s(&["/v1?x"])).is_err());
+    }
+}

@@ -1,0 +1,41 @@
+//! The intercepting proxy and the request pipeline it shares with `aivault invoke`.
+//!
+//! Architecture invariant: hyper, hyper-util and tokio-rustls are used only under this module
+//! (and `ca`, for leaf certificates). The pipeline (`pipeline.rs`) is the only code that decides
+//! to inject a credential.
+
+pub mod audit_sink;
+pub mod body;
+pub mod guard;
+pub mod invoke;
+pub mod pipeline;
+pub mod respond;
+pub mod upstream;
+
+use std::sync::Arc;
+
+/// The rustls crypto provider used everywhere (ring). One place to change when rustls moves
+/// providers into separate crates.
+pub fn crypto_provider() -> Arc<rustls::crypto::CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+/// Every error code the proxy sends in `x-aivault-error`.
+pub const ERROR_CODES: &[&str] = &[
+    "proxy_auth_required",
+    "host_not_allowed",
+    "capability_denied",
+    "no_credential",
+    "credential_unavailable",
+    "destination_blocked",
+    "upstream_error",
+    "upstream_timeout",
+    "bad_request",
+    "request_too_large",
+    "oauth_refresh_failed",
+];
+
+/// Maps a code string back to its static spelling (unknown codes become `upstream_error`).
+pub fn error_code(code: &str) -> &'static str {
+    ERROR_CODES.iter().find(|c| **c == code).copied().unwrap_or("upstream_error")
+}

@@ -1,0 +1,277 @@
+//! The request pipeline: the one place that decides to inject a credential.
+//!
+//! `handle` reads as the life of a proxied request (ARCHITECTURE.md, same numbering):
+//! 1 match → 2 resolve → 3 strip → 4 inject → 5 guard + re-originate → 6 stream back → 7 audit.
+//! Every exit is a response (never a panic) and every exit is audited.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::Instant;
+
+use http::{HeaderMap, HeaderName, Request, Response, Uri, Version};
+use http_body_util::BodyExt as _;
+
+use super::audit_sink::AuditSink;
+use super::body::{Counted, OnDone};
+use super::respond;
+use super::upstream::{Body, Upstream, UpstreamError};
+use crate::audit::AuditEvent;
+use crate::auth::inject::{self, Target};
+use crate::auth::{AuthConfig, AuthError};
+use crate::crypto::MasterKey;
+use crate::policy::{Decision, Denial};
+use crate::scope::Context;
+use crate::service::Snapshot;
+
+/// The current snapshot, swapped atomically when the vault changes.
+#[derive(Clone)]
+pub struct SnapshotCell(Arc<RwLock<Arc<Snapshot>>>);
+
+impl SnapshotCell {
+    pub fn new(s: Snapshot) -> Self {
+        SnapshotCell(Arc::new(RwLock::new(Arc::new(s))))
+    }
+
+    pub fn load(&self) -> Arc<Snapshot> {
+        match self.0.read() {
+            Ok(g) => g.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    pub fn store(&self, s: Snapshot) {
+        match self.0.write() {
+            Ok(mut g) => *g = Arc::new(s),
+            Err(poisoned) => *poisoned.into_inner() = Arc::new(s),
+        }
+    }
+}
+
+/// What every request handler shares.
+pub struct Shared {
+    pub key: MasterKey,
+    pub snapshot: SnapshotCell,
+    pub upstream: Upstream,
+    pub audit: AuditSink,
+}
+
+/// Who is asking, as established by proxy authentication (or the CLI for `invoke`).
+#[derive(Clone, Debug)]
+pub struct Caller {
+    pub agent: String,
+    pub ctx: Context,
+}
+
+/// Where the request goes: fixed by the CONNECT line or the absolute-form URI, never by headers.
+#[derive(Clone, Debug)]
+pub struct Destination {
+    pub https: bool,
+    pub host: String,
+    pub port: u16,
+    /// `invoke` names its capability; the proxy infers it from method and path.
+    pub capability: Option<String>,
+}
+
+/// Handles one request end to end.
+pub async fn handle(shared: &Shared, caller: &Caller, dest: &Destination, req: Request<Body>) -> Response<Body> {
+    let started = Instant::now();
+    let snapshot = shared.snapshot.load();
+    let (parts, body) = req.into_parts();
+    let method = parts.method.as_str().to_owned();
+    let raw_path = parts.uri.path().to_owned();
+    let mut event = AuditEvent::new("proxy.request");
+    event.agent = Some(caller.agent.clone());
+    event.workspace_id = caller.ctx.workspace_id.clone();
+    event.group_id = caller.ctx.group_id.clone();
+    event.method = Some(method.clone());
+    event.host = Some(dest.host.clone());
+    event.path = Some(raw_path.clone());
+    let deny = |event: AuditEvent, resp: Response<Body>, outcome: &str| {
+        finish(&shared.audit, event, started, Some(resp.status().as_u16()), outcome, 0, 0);
+        resp
+    };
+
+    // 1. Match: host, method and path against the capability allow-lists.
+    let (capability, match_path) = match &dest.capability {
+        Some(named) => match snapshot.check_capability(named, &method, &raw_path) {
+            Ok(rule) => (rule.id.clone(), raw_path.clone()),
+            Err(denial) => return deny(event, denial_response(&denial), denial.code()),
+        },
+        None => match snapshot.decide(&dest.host, dest.port, &method, &raw_path) {
+            (Decision::Allow { rule, .. }, path) => (rule.id.clone(), path.to_owned()),
+            (Decision::Deny(denial), _) => return deny(event, denial_response(&denial), denial.code()),
+        },
+    };
+    event.capability = Some(capability.clone());
+
+    // 2. Resolve the credential for the caller's context (group → workspace → global).
+    let resolved = match snapshot.resolve(&shared.key, &capability, &dest.host, dest.port, &caller.ctx) {
+        Ok(r) => r,
+        Err(e) => {
+            let resp = respond::from_error(&e);
+            let code =
+                resp.headers().get(respond::ERROR_HEADER).and_then(|v| v.to_str().ok()).unwrap_or("error").to_owned();
+            return deny(event, resp, &code);
+        }
+    };
+    event.credential = Some(resolved.credential_id.clone());
+
+    // 3. Strip every agent-supplied auth-class header and whatever the strategy owns.
+    let mut target =
+        Target { path: raw_path.clone(), query: parts.uri.query().map(str::to_owned), headers: parts.headers };
+    inject::strip(&mut target, &resolved.auth);
+    if target.path != match_path && !matches!(resolved.auth, AuthConfig::Path { .. }) {
+        target.path = match_path;
+    }
+    event.path = Some(target.path_for_audit(&resolved.auth));
+
+    // 4. Inject. The decrypted material is dropped (zeroized) right after.
+    let injected = apply_strategy(&mut target, &resolved.auth, &resolved.material);
+    drop(resolved.material);
+    if let Err(e) = injected {
+        let resp = respond::error(502, "credential_unavailable", &e.to_string());
+        return deny(event, resp, "credential_unavailable");
+    }
+    event.path = Some(target.path_for_audit(&resolved.auth));
+
+    // 5. Re-originate through the destination guard and the pooled client.
+    let bytes_in = Arc::new(AtomicU64::new(0));
+    let upstream_req =
+        match build_upstream_request(dest, parts.method, &target, Counted::new(body, bytes_in.clone()).boxed()) {
+            Ok(r) => r,
+            Err(msg) => return deny(event, respond::error(400, "bad_request", &msg), "bad_request"),
+        };
+    let response = match shared.upstream.send(upstream_req).await {
+        Ok(r) => r,
+        Err(UpstreamError::Blocked(msg)) => {
+            return deny(event, respond::error(403, "destination_blocked", &msg), "destination_blocked");
+        }
+        Err(UpstreamError::Timeout) => {
+            let resp = respond::error(504, "upstream_timeout", &format!("{} did not answer in time", dest.host));
+            return deny(event, resp, "upstream_timeout");
+        }
+        Err(UpstreamError::Failed(msg)) => {
+            return deny(event, respond::error(502, "upstream_error", &msg), "upstream_error");
+        }
+    };
+
+    // 6. Stream the response back as it arrives; 7. audit when the body ends.
+    let status = response.status().as_u16();
+    let (mut head, body) = response.into_parts();
+    strip_hop_by_hop(&mut head.headers);
+    let bytes_out = Arc::new(AtomicU64::new(0));
+    let counted = Counted::new(body, bytes_out.clone());
+    let audit = shared.audit.clone();
+    let done = OnDone::new(counted, move |complete| {
+        let outcome = if complete { "ok" } else { "client_closed" };
+        finish(
+            &audit,
+            event,
+            started,
+            Some(status),
+            outcome,
+            bytes_in.load(Ordering::Relaxed),
+            bytes_out.load(Ordering::Relaxed),
+        );
+    });
+    head.version = Version::HTTP_11;
+    Response::from_parts(head, done.boxed())
+}
+
+/// Header-, query-, path- and basic-style strategies inject directly; OAuth2 uses a stored
+/// access token; SigV4 has its own signing stage.
+fn apply_strategy(target: &mut Target, auth: &AuthConfig, material: &crate::auth::Material) -> Result<(), AuthError> {
+    match auth {
+        AuthConfig::Oauth2 { .. } => {
+            let token = material.field("access_token").ok_or_else(|| {
+                AuthError::InvalidConfig(
+                    "the OAuth2 credential holds no access token yet; connect it or paste tokens first".into(),
+                )
+            })?;
+            if token.expose().is_empty() {
+                return Err(AuthError::MissingField("access_token".into()));
+            }
+            let header = AuthConfig::Header {
+                header_name: "authorization".into(),
+                value_template: "Bearer {{access_token}}".into(),
+            };
+            inject::inject(target, &header, material)
+        }
+        AuthConfig::AwsSigv4 { .. } => Err(AuthError::InvalidConfig(
+            "AWS SigV4 re-signing is not available in this build; the request was not sent".into(),
+        )),
+        _ => inject::inject(target, auth, material),
+    }
+}
+
+fn denial_response(d: &Denial) -> Response<Body> {
+    respond::error(403, d.code(), &d.message())
+}
+
+fn finish(
+    audit: &AuditSink,
+    mut event: AuditEvent,
+    started: Instant,
+    status: Option<u16>,
+    outcome: &str,
+    bytes_in: u64,
+    bytes_out: u64,
+) {
+    event.status = status;
+    event.outcome = Some(outcome.to_owned());
+    event.bytes_in = Some(bytes_in);
+    event.bytes_out = Some(bytes_out);
+    event.duration_ms = Some(started.elapsed().as_millis() as u64);
+    audit.record(event);
+}
+
+/// Hop-by-hop headers (RFC 9110 §7.6.1) plus any the `Connection` header names.
+pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    let named: Vec<HeaderName> = headers
+        .get_all(http::header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|t| HeaderName::from_bytes(t.trim().to_ascii_lowercase().as_bytes()).ok())
+        .collect();
+    for n in named {
+        headers.remove(n);
+    }
+    for h in [
+        "connection",
+        "keep-alive",
+        "proxy-connection",
+        "proxy-authorization",
+        "proxy-authenticate",
+        "te",
+        "trailer",
+        "transfer-encoding",
+        "upgrade",
+    ] {
+        headers.remove(h);
+    }
+}
+
+fn build_upstream_request(
+    dest: &Destination,
+    method: http::Method,
+    target: &Target,
+    body: Body,
+) -> Result<Request<Body>, String> {
+    let scheme = if dest.https { "https" } else { "http" };
+    let default_port = if dest.https { 443 } else { 80 };
+    let authority = if dest.port == default_port { dest.host.clone() } else { format!("{}:{}", dest.host, dest.port) };
+    let uri: Uri = format!("{scheme}://{authority}{}", target.path_and_query())
+        .parse()
+        .map_err(|_| "the request target is not a valid URI".to_owned())?;
+    let mut headers = target.headers.clone();
+    strip_hop_by_hop(&mut headers);
+    // The pooled client sets Host (HTTP/1.1) or :authority (HTTP/2) from the URI.
+    headers.remove(http::header::HOST);
+    let mut req = Request::new(body);
+    *req.method_mut() = method;
+    *req.uri_mut() = uri;
+    *req.headers_mut() = headers;
+    *req.version_mut() = Version::HTTP_11;
+    Ok(req)
+}

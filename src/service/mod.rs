@@ -1,0 +1,242 @@
+//! The service layer: every use case, shared by the CLI and the proxy.
+//!
+//! Architecture invariant: this is the only layer that both decrypts and knows who is asking.
+//! Each management method runs in one store transaction and records its audit event in it.
+
+pub mod api;
+mod capabilities;
+mod credentials;
+mod keys;
+pub mod resolve;
+mod secrets;
+
+use std::path::{Path, PathBuf};
+
+pub use capabilities::CapabilitySpec;
+pub use credentials::{CredentialSpec, registry_credential_id};
+pub use resolve::{CapabilityMeta, Invocation, ResolvedCredential, Snapshot};
+pub use secrets::SecretFilter;
+
+use crate::audit::{AuditEvent, AuditQuery};
+use crate::config::{Config, KeySource};
+use crate::crypto::{self, MasterKey};
+use crate::error::{Error, Result};
+use crate::registry::Registry;
+use crate::scope::Scope;
+use crate::secret::{Sealed, SecretBytes};
+use crate::store::{SecretRow, Store, WriteTx};
+
+/// An open vault: the store, the master key and the registry. Short-lived: drop it to let
+/// other aivault processes use the store.
+pub struct Vault {
+    home: PathBuf,
+    store: Store,
+    key: MasterKey,
+    key_source: String,
+    registry: &'static Registry,
+}
+
+impl Vault {
+    /// Opens the vault in `cfg.home`, creating the directory, master key and store on first use.
+    pub fn open(cfg: &Config) -> Result<Vault> {
+        ensure_private_dir(&cfg.home)?;
+        let registry = Registry::builtin()?;
+        let store_path = cfg.store_path();
+        let store_existed = std::fs::metadata(&store_path).map(|m| m.len() > 0).unwrap_or(false);
+        let (key, key_source) = keys::load(cfg, store_existed)?;
+        let store = Store::open(&store_path, cfg.lock_wait)?;
+        let mut vault = Vault { home: cfg.home.clone(), store, key, key_source, registry };
+        vault.check_key(cfg)?;
+        Ok(vault)
+    }
+
+    fn check_key(&mut self, cfg: &Config) -> Result<()> {
+        let stored = self.store.read(|tx| tx.meta("kek_id"))?;
+        match stored {
+            None => self.store.write(|tx| {
+                tx.set_meta("kek_id", self.key.id())?;
+                record(tx, AuditEvent::new("vault.init").detail(format!("master key {}", self.key.id())))
+            }),
+            Some(id) if id == self.key.id() => Ok(()),
+            Some(expected) => {
+                if let KeySource::File(path) = &cfg.key {
+                    if let Some(key) = keys::finish_interrupted_rotation(path, &expected)? {
+                        self.key = key;
+                        return Ok(());
+                    }
+                }
+                Err(Error::WrongMasterKey {
+                    expected,
+                    found: self.key.id().to_owned(),
+                    home: self.home.display().to_string(),
+                })
+            }
+        }
+    }
+
+    pub fn home(&self) -> &Path {
+        &self.home
+    }
+
+    pub fn registry(&self) -> &'static Registry {
+        self.registry
+    }
+
+    pub fn key(&self) -> &MasterKey {
+        &self.key
+    }
+
+    /// Closes the store and keeps only the master key (for long-running request handling).
+    pub fn into_key(self) -> MasterKey {
+        self.key
+    }
+
+    /// The management generation; changes whenever a command changes vault state.
+    pub fn generation(&self) -> Result<u64> {
+        Ok(self.store.read(|tx| tx.meta("generation"))?.and_then(|g| g.parse().ok()).unwrap_or(0))
+    }
+
+    pub fn status(&self) -> Result<api::Status> {
+        self.store
+            .read(|tx| {
+                Ok(api::Status {
+                    home: self.home.display().to_string(),
+                    store: self.home.join("vault.redb").display().to_string(),
+                    key_source: self.key_source.clone(),
+                    key_id: self.key.id().to_owned(),
+                    schema_version: crate::store::SCHEMA_VERSION,
+                    secrets: tx.list::<SecretRow>()?.len(),
+                    credentials: tx.list::<crate::store::CredentialRow>()?.len(),
+                    custom_capabilities: tx.list::<crate::store::CapabilityRow>()?.len(),
+                    registry_providers: self.registry.providers().count(),
+                    agents: tx.list::<crate::store::AgentRow>()?.len(),
+                })
+            })
+            .map_err(Error::from)
+    }
+
+    /// Appends events to the audit log in their own transaction (proxy request records).
+    pub fn append_audit(&self, events: &[AuditEvent]) -> Result<()> {
+        let encoded: Vec<Vec<u8>> = events.iter().filter_map(|e| serde_json::to_vec(e).ok()).collect();
+        self.store.write(|tx| tx.append_audit(&encoded, crate::audit::RETAIN))?;
+        Ok(())
+    }
+
+    /// Audit records matching `q`, newest first.
+    pub fn audit(&self, q: &AuditQuery) -> Result<Vec<AuditEvent>> {
+        let limit = if q.limit == 0 { 100 } else { q.limit };
+        let scan = if q.agent.is_some() || q.capability.is_some() || q.since_ms.is_some() {
+            crate::audit::RETAIN as usize
+        } else {
+            limit
+        };
+        let raw = self.store.read(|tx| tx.audit_newest(scan))?;
+        let mut out = Vec::new();
+        for (_, bytes) in raw {
+            let Ok(event) = serde_json::from_slice::<AuditEvent>(&bytes) else { continue };
+            if q.since_ms.is_some_and(|s| event.ts_ms < s) {
+                break;
+            }
+            if q.accepts(&event) {
+                out.push(event);
+                if out.len() >= limit {
+                    break;
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Decrypts one secret row. Callers zeroize by dropping the result promptly.
+    pub(crate) fn open_secret(&self, row: &SecretRow) -> Result<SecretBytes> {
+        crypto::open(&self.key, &secret_aad(row), &row.sealed).map_err(Error::from)
+    }
+}
+
+/// Opens the store at `path` just long enough to read the management generation.
+pub fn read_generation(path: &Path, lock_wait: std::time::Duration) -> Result<u64> {
+    let store = Store::open(path, lock_wait)?;
+    Ok(store.read(|tx| tx.meta("generation"))?.and_then(|g| g.parse().ok()).unwrap_or(0))
+}
+
+/// Opens the store at `path` and builds a snapshot (no master key needed: secrets stay sealed).
+pub fn load_snapshot(path: &Path, lock_wait: std::time::Duration) -> Result<Snapshot> {
+    let store = Store::open(path, lock_wait)?;
+    Snapshot::load(&store, Registry::builtin()?)
+}
+
+/// Appends audit records to the store at `path` in one transaction.
+pub fn append_audit_at(path: &Path, lock_wait: std::time::Duration, events: &[AuditEvent]) -> Result<()> {
+    let store = Store::open(path, lock_wait)?;
+    let encoded: Vec<Vec<u8>> = events.iter().filter_map(|e| serde_json::to_vec(e).ok()).collect();
+    store.write(|tx| tx.append_audit(&encoded, crate::audit::RETAIN))?;
+    Ok(())
+}
+
+/// Associated data for a secret value: binds id, version, scope and pinned provider.
+pub(crate) fn secret_aad(row: &SecretRow) -> Vec<u8> {
+    secret_aad_parts(&row.id, row.version, &row.scope, row.pinned_provider.as_deref())
+}
+
+pub(crate) fn secret_aad_parts(id: &str, version: u32, scope: &Scope, pinned: Option<&str>) -> Vec<u8> {
+    format!("aivault:secret:v1\0{id}\0{version}\0{}\0{}", scope.key(), pinned.unwrap_or("")).into_bytes()
+}
+
+pub(crate) fn seal_secret(
+    key: &MasterKey,
+    id: &str,
+    version: u32,
+    scope: &Scope,
+    pinned: Option<&str>,
+    value: &[u8],
+) -> Result<Sealed> {
+    crypto::seal(key, &secret_aad_parts(id, version, scope, pinned), value).map_err(Error::from)
+}
+
+/// Records a management event and marks the state changed, inside the command's transaction.
+pub(crate) fn record(tx: &mut WriteTx, event: AuditEvent) -> Result<()> {
+    let bytes = serde_json::to_vec(&event).map_err(|e| Error::Io(e.to_string()))?;
+    tx.append_audit(&[bytes], crate::audit::RETAIN)?;
+    tx.bump_generation()?;
+    Ok(())
+}
+
+/// Parses `vault:secret:<id>`.
+pub fn parse_secret_ref(text: &str) -> Result<&str> {
+    let id = text
+        .strip_prefix("vault:secret:")
+        .ok_or_else(|| Error::invalid(format!("malformed secret reference '{text}': expected vault:secret:<id>")))?;
+    let ok = id.len() > 4 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+    if !ok {
+        return Err(Error::invalid(format!("malformed secret reference '{text}': bad id '{id}'")));
+    }
+    Ok(id)
+}
+
+pub(crate) fn secret_ref(id: &str) -> String {
+    format!("vault:secret:{id}")
+}
+
+fn ensure_private_dir(dir: &Path) -> Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    if !dir.exists() {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(|e| Error::Io(format!("cannot create data directory {}: {e}", dir.display())))?;
+    }
+    let meta = std::fs::metadata(dir)?;
+    if !meta.is_dir() {
+        return Err(Error::invalid(format!("{} is not a directory", dir.display())));
+    }
+    if meta.permissions().mode() & 0o077 != 0 {
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+    }
+    Ok(())
+}
+
+/// Reads that several use cases share.
+pub(crate) fn secret_by_id_w(tx: &WriteTx, id: &str) -> Result<SecretRow> {
+    tx.get::<SecretRow>(id)?.ok_or_else(|| Error::not_found("secret", id, "list secrets with `aivault secrets list`"))
+}

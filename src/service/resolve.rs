@@ -1,0 +1,337 @@
+//! The compiled snapshot the request pipeline reads, and credential resolution over it.
+//!
+//! Architecture invariant: nothing per request touches the store. A `Snapshot` is built once from
+//! one read transaction (policy compiled, credentials indexed, secrets still sealed) and swapped
+//! atomically when the management generation changes.
+
+use std::collections::{HashMap, HashSet};
+
+use super::Vault;
+use crate::auth::{AuthConfig, Material};
+use crate::crypto::{self, MasterKey};
+use crate::error::{Error, Result};
+use crate::policy::{Decision, Denial, HostPattern, Policy, Rule};
+use crate::registry::Registry;
+use crate::scope::{self, BindingCandidate, Context, CredentialCandidate, Level, Resolved};
+use crate::store::{AgentRow, AttachmentRow, BindingRow, CapabilityRow, CredentialRow, SecretRow};
+
+/// Per-capability facts the pipeline needs beyond its allow-list.
+#[derive(Clone, Debug)]
+pub struct CapabilityMeta {
+    pub provider: String,
+    /// A custom capability may name the one credential it uses.
+    pub credential: Option<String>,
+}
+
+/// An immutable, compiled view of vault state.
+pub struct Snapshot {
+    pub generation: u64,
+    pub policy: Policy,
+    capabilities: HashMap<String, CapabilityMeta>,
+    credentials: HashMap<String, (CredentialRow, Vec<HostPattern>)>,
+    by_provider: HashMap<String, Vec<String>>,
+    bindings: HashMap<String, Vec<BindingRow>>,
+    attachments: HashSet<(String, String, String)>,
+    secrets: HashMap<String, SecretRow>,
+    agents: HashMap<String, AgentRow>,
+    /// Providers whose strategy puts the secret in the path, so the agent's placeholder segment
+    /// is stripped before matching.
+    path_auth: HashMap<String, AuthConfig>,
+    registry: &'static Registry,
+}
+
+/// The credential chosen for a request, with its decrypted material.
+pub struct ResolvedCredential {
+    pub credential_id: String,
+    pub provider: String,
+    pub auth: AuthConfig,
+    pub level: Level,
+    /// Set when a capability binding supplied the secret.
+    pub binding_secret: Option<String>,
+    pub material: Material,
+}
+
+impl std::fmt::Debug for ResolvedCredential {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ResolvedCredential")
+            .field("credential_id", &self.credential_id)
+            .field("provider", &self.provider)
+            .field("auth", &self.auth.kind())
+            .field("level", &self.level)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Vault {
+    /// Builds a snapshot from one read transaction.
+    pub fn snapshot(&self) -> Result<Snapshot> {
+        Snapshot::load(&self.store, self.registry)
+    }
+}
+
+impl Snapshot {
+    /// Builds a snapshot from one read transaction of `store`. Needs no key: secrets stay sealed.
+    pub fn load(store: &crate::store::Store, registry: &'static Registry) -> Result<Snapshot> {
+        store
+            .read(|tx| {
+                let generation = tx.meta("generation")?.and_then(|g| g.parse().ok()).unwrap_or(0);
+                let mut rules: Vec<Rule> = Vec::new();
+                let mut capabilities = HashMap::new();
+                for p in registry.providers() {
+                    for rule in &p.rules {
+                        rules.push(rule.clone());
+                        capabilities
+                            .insert(rule.id.clone(), CapabilityMeta { provider: p.id().to_owned(), credential: None });
+                    }
+                }
+                for c in tx.list::<CapabilityRow>()? {
+                    if let Ok(rule) = Rule::new(&c.id, &c.provider, &c.hosts, &c.methods, &c.path_prefixes) {
+                        rules.push(rule);
+                        capabilities
+                            .insert(c.id.clone(), CapabilityMeta { provider: c.provider, credential: c.credential });
+                    }
+                }
+                let mut credentials = HashMap::new();
+                let mut by_provider: HashMap<String, Vec<String>> = HashMap::new();
+                for c in tx.list::<CredentialRow>()? {
+                    let hosts = c.hosts.iter().filter_map(|h| HostPattern::parse(h).ok()).collect();
+                    by_provider.entry(c.provider.clone()).or_default().push(c.id.clone());
+                    credentials.insert(c.id.clone(), (c, hosts));
+                }
+                let mut bindings: HashMap<String, Vec<BindingRow>> = HashMap::new();
+                for b in tx.list::<BindingRow>()? {
+                    bindings.entry(b.capability.clone()).or_default().push(b);
+                }
+                let attachments = tx
+                    .list::<AttachmentRow>()?
+                    .into_iter()
+                    .map(|a| (a.secret_id, a.workspace_id, a.group_id))
+                    .collect();
+                let mut path_auth = HashMap::new();
+                for p in registry.providers() {
+                    if matches!(p.def.auth, AuthConfig::Path { .. }) {
+                        path_auth.insert(p.id().to_owned(), p.def.auth.clone());
+                    }
+                }
+                for (c, _) in credentials.values() {
+                    if matches!(c.auth, AuthConfig::Path { .. }) {
+                        path_auth.insert(c.provider.clone(), c.auth.clone());
+                    }
+                }
+                let secrets = tx.list::<SecretRow>()?.into_iter().map(|s| (s.id.clone(), s)).collect();
+                let agents = tx.list::<AgentRow>()?.into_iter().map(|a| (a.token_sha256.clone(), a)).collect();
+                Ok(Snapshot {
+                    generation,
+                    policy: Policy::new(rules),
+                    capabilities,
+                    credentials,
+                    by_provider,
+                    bindings,
+                    attachments,
+                    secrets,
+                    agents,
+                    path_auth,
+                    registry,
+                })
+            })
+            .map_err(Error::from)
+    }
+
+    pub fn capability(&self, id: &str) -> Option<(&Rule, &CapabilityMeta)> {
+        Some((self.policy.rule(id)?, self.capabilities.get(id)?))
+    }
+
+    /// The agent holding a token, if it exists and is not revoked.
+    pub fn agent_by_token(&self, token: &str) -> Option<&AgentRow> {
+        let hash = crypto::sha256_hex(token.as_bytes());
+        self.agents.get(&hash).filter(|a| a.revoked_ms.is_none())
+    }
+
+    /// Picks the credential for capability `cap_id` serving `host:port` in `ctx`, then decrypts
+    /// its material with `key`.
+    pub fn resolve(
+        &self,
+        key: &MasterKey,
+        cap_id: &str,
+        host: &str,
+        port: u16,
+        ctx: &Context,
+    ) -> Result<ResolvedCredential> {
+        let (_, meta) = self
+            .capability(cap_id)
+            .ok_or_else(|| Error::not_found("capability", cap_id, "list them with `aivault capability list`"))?;
+        let serves_host = |c: &&(CredentialRow, Vec<HostPattern>)| c.1.iter().any(|h| h.matches(host, port));
+        let candidates: Vec<&(CredentialRow, Vec<HostPattern>)> = match &meta.credential {
+            Some(id) => self.credentials.get(id).into_iter().filter(serves_host).collect(),
+            None => self
+                .by_provider
+                .get(&meta.provider)
+                .into_iter()
+                .flatten()
+                .filter_map(|id| self.credentials.get(id))
+                .filter(serves_host)
+                .collect(),
+        };
+        let cand: Vec<CredentialCandidate<'_>> = candidates
+            .iter()
+            .map(|(c, _)| CredentialCandidate {
+                id: &c.id,
+                scope: &c.scope,
+                secret_ids: c.secrets.values().map(String::as_str).collect(),
+            })
+            .collect();
+        let bind: Vec<BindingCandidate<'_>> = self
+            .bindings
+            .get(cap_id)
+            .into_iter()
+            .flatten()
+            .map(|b| BindingCandidate { secret_id: &b.secret_id, scope: &b.scope })
+            .collect();
+        let attached = |secret: &str| match (&ctx.workspace_id, &ctx.group_id) {
+            (Some(w), Some(g)) => self.attachments.contains(&(secret.to_owned(), w.clone(), g.clone())),
+            _ => false,
+        };
+        match scope::resolve(ctx, &bind, &cand, &attached)? {
+            Resolved::Credential { id, level } => {
+                let (row, _) = self.credentials.get(id).ok_or_else(|| unavailable(id))?;
+                let mut material = Material::default();
+                for (field, secret_id) in &row.secrets {
+                    let secret = self.secrets.get(secret_id).ok_or_else(|| unavailable(&row.id))?;
+                    let plain = crypto::open(key, &super::secret_aad(secret), &secret.sealed)
+                        .map_err(|_| unavailable(&row.id))?;
+                    material.add(field, &plain);
+                }
+                Ok(ResolvedCredential {
+                    credential_id: row.id.clone(),
+                    provider: row.provider.clone(),
+                    auth: row.auth.clone(),
+                    level,
+                    binding_secret: None,
+                    material,
+                })
+            }
+            Resolved::Binding { secret_id, level } => {
+                // The binding supplies the secret; the strategy comes from the registry or from the
+                // credential that would otherwise serve this context.
+                let template = match self.registry.provider(&meta.provider) {
+                    Some(p) => Some((p.def.auth.clone(), meta.provider.clone())),
+                    None => scope::resolve(ctx, &[], &cand, &attached)
+                        .ok()
+                        .and_then(|r| match r {
+                            Resolved::Credential { id, .. } => self.credentials.get(id),
+                            Resolved::Binding { .. } => None,
+                        })
+                        .or_else(|| candidates.first().copied())
+                        .map(|(c, _)| (c.auth.clone(), c.id.clone())),
+                };
+                let (auth, origin) = template.ok_or_else(|| Error::Denied {
+                    code: "no_credential",
+                    message: format!("capability {cap_id} has a binding but no credential defines how to inject it"),
+                })?;
+                let secret = self.secrets.get(secret_id).ok_or_else(|| unavailable(secret_id))?;
+                let plain = crypto::open(key, &super::secret_aad(secret), &secret.sealed)
+                    .map_err(|_| unavailable(secret_id))?;
+                let mut material = Material::default();
+                let single_field = match self.registry.provider(&meta.provider) {
+                    Some(p) if p.def.vault_secrets.len() == 1 => p.def.vault_secrets.values().next().cloned(),
+                    _ => None,
+                };
+                material.add(single_field.as_deref().unwrap_or("secret"), &plain);
+                Ok(ResolvedCredential {
+                    credential_id: format!("binding:{cap_id}@{origin}"),
+                    provider: meta.provider.clone(),
+                    auth,
+                    level,
+                    binding_secret: Some(secret_id.to_owned()),
+                    material,
+                })
+            }
+        }
+    }
+
+    /// Matches a request against every capability (the proxy's step 1). Returns the decision
+    /// and the path it was made on: for path-auth providers the agent's placeholder segment
+    /// (`/bot<placeholder>/sendMessage`) is not part of the capability path.
+    pub fn decide<'a>(&'a self, host: &str, port: u16, method: &str, path: &'a str) -> (Decision<'a>, &'a str) {
+        let first = self.policy.decide(host, port, method, path);
+        if !matches!(first, Decision::Deny(Denial::CapabilityDenied { .. })) || self.path_auth.is_empty() {
+            return (first, path);
+        }
+        for (provider, auth) in &self.path_auth {
+            let Some(stripped) = crate::auth::inject::strip_path_placeholder(auth, path) else { continue };
+            if let Decision::Allow { rule, prefix } = self.policy.decide(host, port, method, stripped) {
+                if &rule.provider == provider {
+                    return (Decision::Allow { rule, prefix }, stripped);
+                }
+            }
+        }
+        (first, path)
+    }
+
+    /// Checks a named capability for `invoke`: method and path inside its allow-list.
+    pub fn check_capability(&self, cap_id: &str, method: &str, path: &str) -> Result<&Rule, Denial> {
+        let Some((rule, _)) = self.capability(cap_id) else {
+            return Err(Denial::CapabilityDenied {
+                method: method.to_owned(),
+                path: format!("(no capability {cap_id})"),
+            });
+        };
+        let normalized = crate::policy::normalize_path(path).map_err(|reason| Denial::AmbiguousPath { reason })?;
+        let m = method.to_ascii_uppercase();
+        let ok = rule.methods.contains(&m)
+            && rule.path_prefixes.iter().any(|p| crate::policy::prefix_matches(p, &normalized));
+        if ok { Ok(rule) } else { Err(Denial::CapabilityDenied { method: m, path: normalized }) }
+    }
+
+    /// Concrete hosts a credential can serve for a capability (for `invoke`, which has no CONNECT host).
+    pub fn invoke_host(&self, cap_id: &str, ctx: &Context) -> Result<(String, u16)> {
+        let (rule, meta) = self
+            .capability(cap_id)
+            .ok_or_else(|| Error::not_found("capability", cap_id, "list them with `aivault capability list`"))?;
+        for h in &rule.hosts {
+            if !h.is_wildcard() {
+                return Ok((h.host().to_owned(), h.port()));
+            }
+        }
+        // Wildcard capability: use the concrete host of a credential that would serve it.
+        let ids: Vec<&String> = match &meta.credential {
+            Some(c) => vec![c],
+            None => self.by_provider.get(&meta.provider).into_iter().flatten().collect(),
+        };
+        for id in ids {
+            if let Some((c, hosts)) = self.credentials.get(id) {
+                let visible = ctx.workspace_id.is_some() || c.scope == crate::scope::Scope::Global;
+                for h in hosts {
+                    if visible && !h.is_wildcard() && rule.hosts.iter().any(|r| r.matches(h.host(), h.port())) {
+                        return Ok((h.host().to_owned(), h.port()));
+                    }
+                }
+            }
+        }
+        Err(Error::Denied {
+            code: "no_credential",
+            message: format!(
+                "capability {cap_id} covers {} but no credential names a concrete host; create one with \
+                 `aivault credential create ... --host <tenant host>`",
+                rule.hosts.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
+            ),
+        })
+    }
+}
+
+fn unavailable(id: &str) -> Error {
+    Error::Denied {
+        code: "credential_unavailable",
+        message: format!("credential {id} references a secret that is missing or does not decrypt"),
+    }
+}
+
+/// A request `invoke` was asked to make, before it is checked.
+#[derive(Clone, Debug)]
+pub struct Invocation {
+    pub capability: String,
+    pub method: Option<String>,
+    /// Path, optionally with `?query`.
+    pub path: Option<String>,
+    pub ctx: Context,
+}

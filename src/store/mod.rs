@@ -1,0 +1,444 @@
+//! The embedded store: one redb file in the data directory.
+//!
+//! Architecture invariants:
+//! - redb is used only in this module.
+//! - The store never sees plaintext: it keeps metadata and sealed envelopes.
+//! - Every management command is one write transaction; a failed command commits nothing.
+//! - Handles are short-lived. redb lets one process hold the file at a time, so every process
+//!   (CLI command, proxy snapshot reload, audit flush) opens, does one transaction and closes,
+//!   waiting a bounded time for the lock. See ARCHITECTURE.md, "Sharing the store".
+
+mod rows;
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use redb::{
+    Database, DatabaseError, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition, TableHandle,
+};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+pub use rows::{AgentRow, AttachmentRow, BindingRow, CaRow, CapabilityRow, CredentialRow, Origin, SecretRow};
+
+/// The schema this binary writes. Older stores are migrated forward on open.
+pub const SCHEMA_VERSION: u32 = 1;
+
+type Tbl = TableDefinition<'static, &'static str, &'static [u8]>;
+
+const META: Tbl = TableDefinition::new("meta");
+const SECRETS: Tbl = TableDefinition::new("secrets");
+/// `<scope key>\0<name or alias>` → secret id. Names and aliases share one namespace per scope.
+const NAMES: TableDefinition<'static, &'static str, &'static str> = TableDefinition::new("secret_names");
+const CREDENTIALS: Tbl = TableDefinition::new("credentials");
+const CAPABILITIES: Tbl = TableDefinition::new("capabilities");
+/// `<capability>\0<scope key>` → binding.
+const BINDINGS: Tbl = TableDefinition::new("bindings");
+/// `<secret id>\0<workspace>\0<group>` → attachment.
+const ATTACHMENTS: Tbl = TableDefinition::new("group_attachments");
+const AGENTS: Tbl = TableDefinition::new("agents");
+/// Token hash → agent id.
+const AGENT_TOKENS: TableDefinition<'static, &'static str, &'static str> = TableDefinition::new("agent_tokens");
+const AUDIT: TableDefinition<'static, u64, &'static [u8]> = TableDefinition::new("audit");
+const CA: Tbl = TableDefinition::new("ca");
+
+/// Ordered migrations: entry `i` moves a store from version `i` to `i + 1`.
+type Migration = fn(&redb::WriteTransaction) -> Result<(), redb::Error>;
+const MIGRATIONS: &[Migration] = &[migrate_0_to_1];
+
+fn migrate_0_to_1(tx: &redb::WriteTransaction) -> Result<(), redb::Error> {
+    tx.open_table(SECRETS)?;
+    tx.open_table(NAMES)?;
+    tx.open_table(CREDENTIALS)?;
+    tx.open_table(CAPABILITIES)?;
+    tx.open_table(BINDINGS)?;
+    tx.open_table(ATTACHMENTS)?;
+    tx.open_table(AGENTS)?;
+    tx.open_table(AGENT_TOKENS)?;
+    tx.open_table(AUDIT)?;
+    tx.open_table(CA)?;
+    Ok(())
+}
+
+/// Store failures. None of them carries record contents.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("the vault store {0} is busy (another aivault process holds it); try again")]
+    Busy(PathBuf),
+    #[error("{0} is not an aivault store (or it is corrupted): {1}")]
+    Foreign(PathBuf, String),
+    #[error(
+        "the vault store was written by a newer aivault (schema {found}, this binary knows {known}); upgrade aivault"
+    )]
+    NewerSchema { found: u32, known: u32 },
+    #[error("store I/O failed: {0}")]
+    Io(String),
+    #[error("a stored record is corrupted: {0}")]
+    Corrupt(String),
+}
+
+impl From<redb::Error> for StoreError {
+    fn from(e: redb::Error) -> Self {
+        StoreError::Io(e.to_string())
+    }
+}
+
+macro_rules! io_from {
+    ($($t:ty),*) => {$(
+        impl From<$t> for StoreError {
+            fn from(e: $t) -> Self { StoreError::Io(e.to_string()) }
+        }
+    )*};
+}
+io_from!(redb::TransactionError, redb::TableError, redb::StorageError, redb::CommitError, std::io::Error);
+
+/// An open store. Drop it promptly: holding it blocks other aivault processes.
+pub struct Store {
+    db: Database,
+}
+
+impl Store {
+    /// Opens (creating with mode 0600 if needed) and migrates the store at `path`, waiting up
+    /// to `lock_wait` for another process to release it.
+    pub fn open(path: &Path, lock_wait: Duration) -> Result<Store, StoreError> {
+        precreate_private(path)?;
+        let deadline = Instant::now() + lock_wait;
+        let mut pause = Duration::from_millis(5);
+        let db = loop {
+            match Database::create(path) {
+                Ok(db) => break db,
+                Err(DatabaseError::DatabaseAlreadyOpen) if Instant::now() < deadline => {
+                    std::thread::sleep(pause);
+                    pause = (pause * 2).min(Duration::from_millis(100));
+                }
+                Err(DatabaseError::DatabaseAlreadyOpen) => {
+                    return Err(StoreError::Busy(path.to_owned()));
+                }
+                Err(e) => return Err(StoreError::Foreign(path.to_owned(), e.to_string())),
+            }
+        };
+        let store = Store { db };
+        store.migrate(path)?;
+        Ok(store)
+    }
+
+    fn migrate(&self, path: &Path) -> Result<(), StoreError> {
+        let tx = self.db.begin_write()?;
+        let version = {
+            let meta = tx.open_table(META)?;
+            let v = meta.get("schema_version")?.map(|g| g.value().to_vec());
+            match v {
+                Some(bytes) => std::str::from_utf8(&bytes)
+                    .ok()
+                    .and_then(|s| s.parse::<u32>().ok())
+                    .ok_or_else(|| StoreError::Foreign(path.to_owned(), "bad schema version".into()))?,
+                None => {
+                    let foreign = tx.list_tables()?.any(|t| t.name() != "meta");
+                    if foreign {
+                        return Err(StoreError::Foreign(path.to_owned(), "no aivault schema".into()));
+                    }
+                    0
+                }
+            }
+        };
+        if version > SCHEMA_VERSION {
+            return Err(StoreError::NewerSchema { found: version, known: SCHEMA_VERSION });
+        }
+        if version == SCHEMA_VERSION {
+            tx.abort()?;
+            return Ok(());
+        }
+        for step in &MIGRATIONS[version as usize..] {
+            step(&tx)?;
+        }
+        {
+            let mut meta = tx.open_table(META)?;
+            meta.insert("schema_version", SCHEMA_VERSION.to_string().as_bytes())?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Runs `f` in one read transaction.
+    pub fn read<T>(&self, f: impl FnOnce(&ReadTx) -> Result<T, StoreError>) -> Result<T, StoreError> {
+        let tx = ReadTx { tx: self.db.begin_read()? };
+        f(&tx)
+    }
+
+    /// Runs `f` in one write transaction, committed only if `f` returns `Ok`.
+    pub fn write<T, E: From<StoreError>>(&self, f: impl FnOnce(&mut WriteTx) -> Result<T, E>) -> Result<T, E> {
+        let mut tx = WriteTx { tx: self.db.begin_write().map_err(StoreError::from)? };
+        match f(&mut tx) {
+            Ok(v) => {
+                tx.tx.commit().map_err(StoreError::from)?;
+                Ok(v)
+            }
+            Err(e) => {
+                let _ = tx.tx.abort();
+                Err(e)
+            }
+        }
+    }
+}
+
+fn precreate_private(path: &Path) -> Result<(), StoreError> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    if !path.exists() {
+        std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path).or_else(|e| {
+            if e.kind() == std::io::ErrorKind::AlreadyExists { Ok(std::fs::File::open(path)?) } else { Err(e) }
+        })?;
+    }
+    let mode = std::fs::metadata(path)?.permissions().mode() & 0o777;
+    if mode != 0o600 {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+    }
+    Ok(())
+}
+
+fn decode<T: DeserializeOwned>(what: &str, bytes: &[u8]) -> Result<T, StoreError> {
+    serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt(format!("{what}: {e}")))
+}
+
+fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, StoreError> {
+    serde_json::to_vec(value).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+/// A record kind stored as JSON in its own table, keyed by a string.
+pub trait Record: Serialize + DeserializeOwned {
+    const TABLE: Tbl;
+    const WHAT: &'static str;
+}
+
+impl Record for SecretRow {
+    const TABLE: Tbl = SECRETS;
+    const WHAT: &'static str = "secret";
+}
+impl Record for CredentialRow {
+    const TABLE: Tbl = CREDENTIALS;
+    const WHAT: &'static str = "credential";
+}
+impl Record for CapabilityRow {
+    const TABLE: Tbl = CAPABILITIES;
+    const WHAT: &'static str = "capability";
+}
+impl Record for BindingRow {
+    const TABLE: Tbl = BINDINGS;
+    const WHAT: &'static str = "binding";
+}
+impl Record for AttachmentRow {
+    const TABLE: Tbl = ATTACHMENTS;
+    const WHAT: &'static str = "attachment";
+}
+impl Record for AgentRow {
+    const TABLE: Tbl = AGENTS;
+    const WHAT: &'static str = "agent";
+}
+impl Record for CaRow {
+    const TABLE: Tbl = CA;
+    const WHAT: &'static str = "ca";
+}
+
+/// Key helpers, so every caller spells composite keys the same way.
+pub mod keys {
+    use crate::scope::Scope;
+
+    pub fn name(scope: &Scope, name: &str) -> String {
+        format!("{}\0{name}", scope.key())
+    }
+    pub fn binding(capability: &str, scope: &Scope) -> String {
+        format!("{capability}\0{}", scope.key())
+    }
+    pub fn attachment(secret_id: &str, workspace: &str, group: &str) -> String {
+        format!("{secret_id}\0{workspace}\0{group}")
+    }
+}
+
+/// A read transaction.
+pub struct ReadTx {
+    tx: redb::ReadTransaction,
+}
+
+impl ReadTx {
+    pub fn get<R: Record>(&self, key: &str) -> Result<Option<R>, StoreError> {
+        let t = self.tx.open_table(R::TABLE)?;
+        t.get(key)?.map(|g| decode(R::WHAT, g.value())).transpose()
+    }
+
+    pub fn list<R: Record>(&self) -> Result<Vec<R>, StoreError> {
+        let t = self.tx.open_table(R::TABLE)?;
+        let mut out = Vec::new();
+        for item in t.iter()? {
+            let (_, v) = item?;
+            out.push(decode(R::WHAT, v.value())?);
+        }
+        Ok(out)
+    }
+
+    pub fn meta(&self, key: &str) -> Result<Option<String>, StoreError> {
+        let t = self.tx.open_table(META)?;
+        Ok(t.get(key)?.map(|g| String::from_utf8_lossy(g.value()).into_owned()))
+    }
+
+    pub fn agent_by_token_hash(&self, hash: &str) -> Result<Option<String>, StoreError> {
+        let t = self.tx.open_table(AGENT_TOKENS)?;
+        Ok(t.get(hash)?.map(|g| g.value().to_owned()))
+    }
+
+    /// Audit records with sequence numbers, newest first, at most `limit`.
+    pub fn audit_newest(&self, limit: usize) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
+        let t = self.tx.open_table(AUDIT)?;
+        let mut out = Vec::new();
+        for item in t.iter()?.rev() {
+            if out.len() >= limit {
+                break;
+            }
+            let (k, v) = item?;
+            out.push((k.value(), v.value().to_vec()));
+        }
+        Ok(out)
+    }
+}
+
+/// A write transaction.
+pub struct WriteTx {
+    tx: redb::WriteTransaction,
+}
+
+impl WriteTx {
+    pub fn get<R: Record>(&self, key: &str) -> Result<Option<R>, StoreError> {
+        let t = self.tx.open_table(R::TABLE)?;
+        t.get(key)?.map(|g| decode(R::WHAT, g.value())).transpose()
+    }
+
+    pub fn list<R: Record>(&self) -> Result<Vec<R>, StoreError> {
+        let t = self.tx.open_table(R::TABLE)?;
+        let mut out = Vec::new();
+        for item in t.iter()? {
+            let (_, v) = item?;
+            out.push(decode(R::WHAT, v.value())?);
+        }
+        Ok(out)
+    }
+
+    pub fn put<R: Record>(&mut self, key: &str, row: &R) -> Result<(), StoreError> {
+        let bytes = encode(row)?;
+        let mut t = self.tx.open_table(R::TABLE)?;
+        t.insert(key, bytes.as_slice())?;
+        Ok(())
+    }
+
+    /// Removes a record; returns whether it existed.
+    pub fn delete<R: Record>(&mut self, key: &str) -> Result<bool, StoreError> {
+        let mut t = self.tx.open_table(R::TABLE)?;
+        let existed = t.remove(key)?.is_some();
+        Ok(existed)
+    }
+
+    pub fn name_owner(&self, key: &str) -> Result<Option<String>, StoreError> {
+        let t = self.tx.open_table(NAMES)?;
+        let owner = t.get(key)?.map(|g| g.value().to_owned());
+        Ok(owner)
+    }
+
+    pub fn put_name(&mut self, key: &str, secret_id: &str) -> Result<(), StoreError> {
+        let mut t = self.tx.open_table(NAMES)?;
+        t.insert(key, secret_id)?;
+        Ok(())
+    }
+
+    pub fn delete_name(&mut self, key: &str) -> Result<(), StoreError> {
+        let mut t = self.tx.open_table(NAMES)?;
+        t.remove(key)?;
+        Ok(())
+    }
+
+    pub fn put_agent_token(&mut self, hash: &str, agent_id: &str) -> Result<(), StoreError> {
+        let mut t = self.tx.open_table(AGENT_TOKENS)?;
+        t.insert(hash, agent_id)?;
+        Ok(())
+    }
+
+    pub fn delete_agent_token(&mut self, hash: &str) -> Result<(), StoreError> {
+        let mut t = self.tx.open_table(AGENT_TOKENS)?;
+        t.remove(hash)?;
+        Ok(())
+    }
+
+    pub fn meta(&self, key: &str) -> Result<Option<String>, StoreError> {
+        let t = self.tx.open_table(META)?;
+        let v = t.get(key)?.map(|g| String::from_utf8_lossy(g.value()).into_owned());
+        Ok(v)
+    }
+
+    pub fn set_meta(&mut self, key: &str, value: &str) -> Result<(), StoreError> {
+        let mut t = self.tx.open_table(META)?;
+        t.insert(key, value.as_bytes())?;
+        Ok(())
+    }
+
+    /// Marks the management state as changed so running proxies reload their snapshot.
+    pub fn bump_generation(&mut self) -> Result<u64, StoreError> {
+        let next = self.meta("generation")?.and_then(|g| g.parse::<u64>().ok()).unwrap_or(0) + 1;
+        self.set_meta("generation", &next.to_string())?;
+        Ok(next)
+    }
+
+    /// Appends audit records and trims the log to at most `keep` records.
+    pub fn append_audit(&mut self, records: &[Vec<u8>], keep: u64) -> Result<(), StoreError> {
+        let mut t = self.tx.open_table(AUDIT)?;
+        let mut next = t.last()?.map(|(k, _)| k.value() + 1).unwrap_or(1);
+        for r in records {
+            t.insert(next, r.as_slice())?;
+            next += 1;
+        }
+        let len = t.len()?;
+        if len > keep {
+            let drop_below = next.saturating_sub(keep);
+            t.retain_in(..drop_below, |_, _| false)?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn migrates_and_rejects_foreign_and_newer() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("vault.redb");
+        {
+            let s = Store::open(&path, Duration::from_secs(1)).unwrap();
+            let v = s.read(|tx| tx.meta("schema_version")).unwrap();
+            assert_eq!(v.as_deref(), Some("1"));
+        }
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+
+        let foreign = dir.path().join("foreign.redb");
+        std::fs::write(&foreign, b"this is not a database at all, just some text of some length").unwrap();
+        assert!(matches!(Store::open(&foreign, Duration::from_millis(10)), Err(StoreError::Foreign(..))));
+
+        {
+            let s = Store::open(&path, Duration::from_secs(1)).unwrap();
+            s.write(|tx| tx.set_meta("schema_version", "99")).unwrap();
+        }
+        assert!(matches!(Store::open(&path, Duration::from_secs(1)), Err(StoreError::NewerSchema { .. })));
+    }
+
+    #[test]
+    fn failed_write_commits_nothing_and_audit_trims() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(&dir.path().join("v.redb"), Duration::from_secs(1)).unwrap();
+        let r: Result<(), StoreError> = s.write(|tx| {
+            tx.set_meta("x", "1")?;
+            Err(StoreError::Corrupt("boom".into()))
+        });
+        assert!(r.is_err());
+        assert_eq!(s.read(|tx| tx.meta("x")).unwrap(), None);
+        s.write(|tx| tx.append_audit(&(0..10).map(|i| vec![b'0' + i]).collect::<Vec<_>>(), 4)).unwrap();
+        let newest = s.read(|tx| tx.audit_newest(100)).unwrap();
+        assert_eq!(newest.iter().map(|(k, _)| *k).collect::<Vec<_>>(), vec![10, 9, 8, 7]);
+    }
+}

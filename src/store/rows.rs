@@ -1,0 +1,101 @@
+//! Stored records. The store serialises them as JSON inside redb values; none holds plaintext.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::auth::AuthConfig;
+use crate::scope::{Context, Scope};
+use crate::secret::Sealed;
+
+/// A secret's metadata and its sealed value.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct SecretRow {
+    pub id: String,
+    pub name: String,
+    #[serde(default)]
+    pub aliases: Vec<String>,
+    pub scope: Scope,
+    #[serde(default)]
+    pub pinned_provider: Option<String>,
+    /// Bumped on every rotation; bound into the associated data.
+    pub version: u32,
+    pub sealed: Sealed,
+    pub created_ms: u64,
+    pub updated_ms: u64,
+}
+
+/// Where a credential came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Origin {
+    /// Provisioned automatically from registry secrets; removed when they are.
+    Registry,
+    /// Created with `credential create`.
+    Manual,
+}
+
+/// A credential: a provider, an auth strategy, allowed hosts, and the secrets it reads.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct CredentialRow {
+    pub id: String,
+    pub provider: String,
+    pub auth: AuthConfig,
+    pub hosts: Vec<String>,
+    /// Template field → secret id.
+    pub secrets: BTreeMap<String, String>,
+    pub scope: Scope,
+    pub origin: Origin,
+    pub created_ms: u64,
+}
+
+/// A user-defined capability (registry capabilities are compiled in, not stored).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct CapabilityRow {
+    pub id: String,
+    pub provider: String,
+    #[serde(default)]
+    pub credential: Option<String>,
+    pub hosts: Vec<String>,
+    pub methods: Vec<String>,
+    pub path_prefixes: Vec<String>,
+    pub created_ms: u64,
+}
+
+/// A capability bound to a specific secret at a scope.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct BindingRow {
+    pub capability: String,
+    pub secret_id: String,
+    pub scope: Scope,
+    pub created_ms: u64,
+}
+
+/// A secret attached to a group.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct AttachmentRow {
+    pub secret_id: String,
+    pub workspace_id: String,
+    pub group_id: String,
+    pub created_ms: u64,
+}
+
+/// An agent identity. Only a hash of its token is kept.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct AgentRow {
+    pub id: String,
+    pub name: String,
+    pub token_sha256: String,
+    pub context: Context,
+    pub created_ms: u64,
+    #[serde(default)]
+    pub revoked_ms: Option<u64>,
+}
+
+/// The local certificate authority: certificate in PEM, private key sealed by the master key.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct CaRow {
+    pub cert_pem: String,
+    pub sealed_key: Sealed,
+    pub created_ms: u64,
+}

@@ -1,0 +1,11 @@
+//! The one integration test binary: drives the real `aivault` binary and real clients.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod support;
+
+mod cli_capabilities;
+mod cli_credentials;
+mod cli_errors;
+mod cli_secrets;
+mod invoke;
+mod registry_schema;

@@ -1,0 +1,207 @@
+//! A fake HTTPS upstream on loopback that records every request it receives.
+//!
+//! Its certificate is issued by a throwaway CA written to `ca_path`, which tests hand to the
+//! proxy with `--upstream-ca` (never a "skip verification" switch). It serves HTTP/1.1 and h2.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, StreamBody, combinators::BoxBody};
+use hyper::body::Frame;
+use hyper::{Request, Response};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+
+/// One request as the upstream saw it.
+#[derive(Clone, Debug)]
+pub struct Recorded {
+    pub method: String,
+    pub path_and_query: String,
+    pub version: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Recorded {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+
+    pub fn headers_named(&self, name: &str) -> Vec<&str> {
+        self.headers.iter().filter(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str()).collect()
+    }
+}
+
+pub struct FakeUpstream {
+    pub addr: SocketAddr,
+    pub ca_path: PathBuf,
+    pub seen: Arc<Mutex<Vec<Recorded>>>,
+    _dir: tempfile::TempDir,
+    _runtime: tokio::runtime::Runtime,
+}
+
+impl FakeUpstream {
+    /// Starts serving names `*.example.com`, `example.com` and the other test hosts.
+    pub fn start() -> FakeUpstream {
+        let ca_key = rcgen::KeyPair::generate().expect("ca key");
+        let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
+        ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        ca_params.distinguished_name.push(rcgen::DnType::CommonName, "aivault test upstream CA");
+        let ca_cert = ca_params.self_signed(&ca_key).expect("ca cert");
+        let issuer = rcgen::Issuer::new(ca_params, ca_key);
+        let leaf_key = rcgen::KeyPair::generate().expect("leaf key");
+        let names = vec![
+            "api.example.com".to_owned(),
+            "api-staging.example.com".to_owned(),
+            "*.example.com".to_owned(),
+            "*.myshopify.com".to_owned(),
+            "api.openai.com".to_owned(),
+            "api.telegram.org".to_owned(),
+            "generativelanguage.googleapis.com".to_owned(),
+            "api.trello.com".to_owned(),
+            "api.datadoghq.com".to_owned(),
+            "api.twilio.com".to_owned(),
+            "localhost".to_owned(),
+        ];
+        let leaf_params = rcgen::CertificateParams::new(names).expect("leaf params");
+        let leaf = leaf_params.signed_by(&leaf_key, &issuer).expect("leaf");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let ca_path = dir.path().join("upstream-ca.pem");
+        std::fs::write(&ca_path, ca_cert.pem()).expect("write ca");
+
+        let mut tls = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            .expect("versions")
+            .with_no_client_auth()
+            .with_single_cert(
+                vec![CertificateDer::from(leaf.der().to_vec())],
+                PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(leaf_key.serialize_der())),
+            )
+            .expect("server config");
+        tls.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(tls));
+
+        let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("rt");
+        let seen: Arc<Mutex<Vec<Recorded>>> = Arc::default();
+        let listener = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let seen2 = seen.clone();
+        runtime.spawn(async move {
+            loop {
+                let Ok((tcp, _)) = listener.accept().await else { continue };
+                let acceptor = acceptor.clone();
+                let seen = seen2.clone();
+                tokio::spawn(async move {
+                    let Ok(tls) = acceptor.accept(tcp).await else { return };
+                    let svc = hyper::service::service_fn(move |req| handle(req, seen.clone()));
+                    let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                        .serve_connection_with_upgrades(TokioIo::new(tls), svc)
+                        .await;
+                });
+            }
+        });
+        FakeUpstream { addr, ca_path, seen, _dir: dir, _runtime: runtime }
+    }
+
+    /// `--resolve` value sending `host:443` here.
+    pub fn resolve(&self, host: &str) -> String {
+        format!("{host}:443:{}", self.addr)
+    }
+
+    pub fn requests(&self) -> Vec<Recorded> {
+        self.seen.lock().map(|g| g.clone()).unwrap_or_default()
+    }
+
+    pub fn last(&self) -> Recorded {
+        self.requests().pop().expect("the upstream received no request")
+    }
+}
+
+type Body = BoxBody<Bytes, Infallible>;
+
+async fn handle(
+    req: Request<hyper::body::Incoming>,
+    seen: Arc<Mutex<Vec<Recorded>>>,
+) -> Result<Response<Body>, Infallible> {
+    let (parts, body) = req.into_parts();
+    let body = body.collect().await.map(|b| b.to_bytes().to_vec()).unwrap_or_default();
+    let path_and_query = parts.uri.path_and_query().map(|p| p.to_string()).unwrap_or_default();
+    let rec = Recorded {
+        method: parts.method.to_string(),
+        path_and_query: path_and_query.clone(),
+        version: format!("{:?}", parts.version),
+        headers: parts
+            .headers
+            .iter()
+            .map(|(k, v)| (k.to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+            .collect(),
+        body: body.clone(),
+    };
+    if let Ok(mut g) = seen.lock() {
+        g.push(rec.clone());
+    }
+    let path = parts.uri.path();
+    if path.starts_with("/sse") {
+        let stream = async_stream(5, Duration::from_millis(150));
+        let mut resp = Response::new(stream);
+        resp.headers_mut().insert("content-type", "text/event-stream".parse().expect("ct"));
+        return Ok(resp);
+    }
+    if let Some(code) = path.strip_prefix("/status/") {
+        let status = code.parse::<u16>().unwrap_or(500);
+        let mut resp = Response::new(full(format!("{{\"status\":{status}}}")));
+        *resp.status_mut() = hyper::StatusCode::from_u16(status).unwrap_or(hyper::StatusCode::INTERNAL_SERVER_ERROR);
+        return Ok(resp);
+    }
+    let reply = serde_json::json!({
+        "ok": true,
+        "method": rec.method,
+        "path": path_and_query,
+        "version": rec.version,
+        "authorization_present": rec.header("authorization").is_some(),
+        "body_len": body.len(),
+    });
+    let mut resp = Response::new(full(reply.to_string()));
+    resp.headers_mut().insert("content-type", "application/json".parse().expect("ct"));
+    Ok(resp)
+}
+
+fn full(s: String) -> Body {
+    Full::new(Bytes::from(s)).boxed()
+}
+
+fn async_stream(n: usize, gap: Duration) -> Body {
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Frame<Bytes>, Infallible>>(4);
+    tokio::spawn(async move {
+        for i in 0..n {
+            let event = format!("data: event {i}\n\n");
+            if tx.send(Ok(Frame::data(Bytes::from(event)))).await.is_err() {
+                return;
+            }
+            tokio::time::sleep(gap).await;
+        }
+    });
+    let stream = futures_util_stream(rx);
+    StreamBody::new(stream).boxed()
+}
+
+fn futures_util_stream(
+    mut rx: tokio::sync::mpsc::Receiver<Result<Frame<Bytes>, Infallible>>,
+) -> impl futures_core::Stream<Item = Result<Frame<Bytes>, Infallible>> {
+    struct S(tokio::sync::mpsc::Receiver<Result<Frame<Bytes>, Infallible>>);
+    impl futures_core::Stream for S {
+        type Item = Result<Frame<Bytes>, Infallible>;
+        fn poll_next(
+            mut self: std::pin::Pin<&mut Self>,
+            cx: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<Option<Self::Item>> {
+            self.0.poll_recv(cx)
+        }
+    }
+    let _ = &mut rx;
+    S(rx)
+}
