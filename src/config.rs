@@ -9,6 +9,7 @@ use zeroize::Zeroizing;
 use crate::error::{Error, Result};
 
 /// Where the master key comes from.
+#[derive(Clone)]
 pub enum KeySource {
     /// `AIVAULT_MASTER_KEY`, base64 of 32 bytes.
     Env(Zeroizing<String>),
@@ -17,6 +18,7 @@ pub enum KeySource {
 }
 
 /// Everything a command needs to find and open the vault.
+#[derive(Clone)]
 pub struct Config {
     pub home: PathBuf,
     pub key: KeySource,
@@ -53,6 +55,24 @@ impl Config {
     pub fn store_path(&self) -> PathBuf {
         self.home.join("vault.redb")
     }
+}
+
+/// The log filter for long-running commands: `AIVAULT_LOG` (e.g. `info`, `aivault=debug`), default `warn`.
+pub fn log_filter() -> String {
+    non_empty_env("AIVAULT_LOG").unwrap_or_else(|| "warn".to_owned())
+}
+
+/// The system's trusted roots as one PEM file, if the platform has one.
+pub fn system_roots_file() -> Option<PathBuf> {
+    [
+        "/etc/ssl/certs/ca-certificates.crt",
+        "/etc/pki/tls/certs/ca-bundle.crt",
+        "/etc/ssl/ca-bundle.pem",
+        "/etc/ssl/cert.pem",
+    ]
+    .iter()
+    .map(PathBuf::from)
+    .find(|p| p.is_file())
 }
 
 fn non_empty_env(name: &str) -> Option<String> {

@@ -21,5 +21,7 @@ pub use error::{Error, ErrorKind, Result};
 
 /// Associated data for the CA private key sealed with the master key.
 pub const CA_KEY_AAD: &[u8] = b"aivault:ca-key:v1";
+pub mod ca;
 pub mod cli;
 pub mod proxy;
+pub mod run;

@@ -1,8 +1,10 @@
 //! The command line: parse, call the service layer, render. No business logic lives here.
 
+mod agent;
 mod capability;
 mod credential;
 mod misc;
+mod proxy;
 pub mod render;
 mod secrets;
 
@@ -52,6 +54,16 @@ pub enum Command {
     /// Check a capability call against policy and scope resolution (and, with the request
     /// pipeline, perform it).
     Invoke(capability::InvokeArgs),
+    /// Run the intercepting proxy in the foreground.
+    Proxy(proxy::ServeArgs),
+    /// Run a command with the proxy and CA wired in; exits with the command's status.
+    Run(proxy::RunArgs),
+    /// Manage agent identities (proxy tokens).
+    #[command(subcommand, alias = "agents")]
+    Agent(agent::AgentCmd),
+    /// The local certificate authority agents trust.
+    #[command(subcommand)]
+    Ca(agent::CaCmd),
     /// Re-wrap every data key under a new master key, atomically.
     RotateMaster(misc::RotateMasterArgs),
     /// Show the audit log, newest first.
@@ -82,6 +94,10 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Credential(cmd) => credential::run(&cfg, out, cmd),
         Command::Capability(cmd) => capability::run(&cfg, out, cmd),
         Command::Invoke(args) => capability::invoke(&cfg, out, args),
+        Command::Proxy(args) => proxy::serve(&cfg, args),
+        Command::Run(args) => proxy::run(&cfg, args),
+        Command::Agent(cmd) => agent::run_agent(&cfg, out, cmd),
+        Command::Ca(cmd) => agent::run_ca(&cfg, out, cmd),
         Command::RotateMaster(args) => misc::rotate_master(&cfg, out, &args),
         Command::Audit(args) => misc::audit(&cfg, out, &args),
     }

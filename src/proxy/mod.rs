@@ -4,13 +4,19 @@
 //! (and `ca`, for leaf certificates). The pipeline (`pipeline.rs`) is the only code that decides
 //! to inject a credential.
 
+pub mod agent_auth;
 pub mod audit_sink;
 pub mod body;
 pub mod guard;
 pub mod invoke;
+pub mod mitm;
+pub mod outer;
 pub mod pipeline;
 pub mod respond;
+pub mod server;
+pub mod tunnel;
 pub mod upstream;
+pub mod websocket;
 
 use std::sync::Arc;
 
@@ -33,6 +39,7 @@ pub const ERROR_CODES: &[&str] = &[
     "bad_request",
     "request_too_large",
     "oauth_refresh_failed",
+    "misdirected_request",
 ];
 
 /// Maps a code string back to its static spelling (unknown codes become `upstream_error`).

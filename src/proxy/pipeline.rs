@@ -74,9 +74,32 @@ pub struct Destination {
 
 /// Handles one request end to end.
 pub async fn handle(shared: &Shared, caller: &Caller, dest: &Destination, req: Request<Body>) -> Response<Body> {
+    let (parts, body) = req.into_parts();
+    match prepare(shared, caller, dest, parts) {
+        // 5–7. Re-originate, stream back, audit.
+        Ok(p) => forward(shared, dest, p.method, &p.target, body, p.event, p.started).await,
+        Err(denied) => denied,
+    }
+}
+
+/// A request that passed phases 1–4: allowed, credential resolved, agent auth stripped, real
+/// credential injected.
+pub struct Prepared {
+    pub method: http::Method,
+    pub target: Target,
+    pub event: AuditEvent,
+    pub started: Instant,
+}
+
+/// Phases 1–4. A refusal is returned as the response to send (already audited).
+pub fn prepare(
+    shared: &Shared,
+    caller: &Caller,
+    dest: &Destination,
+    parts: http::request::Parts,
+) -> Result<Prepared, Response<Body>> {
     let started = Instant::now();
     let snapshot = shared.snapshot.load();
-    let (parts, body) = req.into_parts();
     let method = parts.method.as_str().to_owned();
     let raw_path = parts.uri.path().to_owned();
     let mut event = AuditEvent::new("proxy.request");
@@ -95,11 +118,11 @@ pub async fn handle(shared: &Shared, caller: &Caller, dest: &Destination, req: R
     let (capability, match_path) = match &dest.capability {
         Some(named) => match snapshot.check_capability(named, &method, &raw_path) {
             Ok(rule) => (rule.id.clone(), raw_path.clone()),
-            Err(denial) => return deny(event, denial_response(&denial), denial.code()),
+            Err(denial) => return Err(deny(event, denial_response(&denial), denial.code())),
         },
         None => match snapshot.decide(&dest.host, dest.port, &method, &raw_path) {
             (Decision::Allow { rule, .. }, path) => (rule.id.clone(), path.to_owned()),
-            (Decision::Deny(denial), _) => return deny(event, denial_response(&denial), denial.code()),
+            (Decision::Deny(denial), _) => return Err(deny(event, denial_response(&denial), denial.code())),
         },
     };
     event.capability = Some(capability.clone());
@@ -108,10 +131,8 @@ pub async fn handle(shared: &Shared, caller: &Caller, dest: &Destination, req: R
     let resolved = match snapshot.resolve(&shared.key, &capability, &dest.host, dest.port, &caller.ctx) {
         Ok(r) => r,
         Err(e) => {
-            let resp = respond::from_error(&e);
-            let code =
-                resp.headers().get(respond::ERROR_HEADER).and_then(|v| v.to_str().ok()).unwrap_or("error").to_owned();
-            return deny(event, resp, &code);
+            let (status, code) = e.proxy_status();
+            return Err(deny(event, respond::error(status, code, &e.to_string()), code));
         }
     };
     event.credential = Some(resolved.credential_id.clone());
@@ -129,18 +150,56 @@ pub async fn handle(shared: &Shared, caller: &Caller, dest: &Destination, req: R
     let injected = apply_strategy(&mut target, &resolved.auth, &resolved.material);
     drop(resolved.material);
     if let Err(e) = injected {
-        let resp = respond::error(502, "credential_unavailable", &e.to_string());
-        return deny(event, resp, "credential_unavailable");
+        return Err(deny(
+            event,
+            respond::error(502, "credential_unavailable", &e.to_string()),
+            "credential_unavailable",
+        ));
     }
     event.path = Some(target.path_for_audit(&resolved.auth));
+    Ok(Prepared { method: parts.method, target, event, started })
+}
 
-    // 5. Re-originate through the destination guard and the pooled client.
+/// Forwards a request for a host no capability names (`--unmatched tunnel`, absolute-form):
+/// nothing is injected, the agent's own headers pass, the destination guard still applies.
+pub async fn passthrough(shared: &Shared, caller: &Caller, dest: &Destination, req: Request<Body>) -> Response<Body> {
+    let started = Instant::now();
+    let (parts, body) = req.into_parts();
+    let mut event = AuditEvent::new("proxy.passthrough");
+    event.agent = Some(caller.agent.clone());
+    event.workspace_id = caller.ctx.workspace_id.clone();
+    event.group_id = caller.ctx.group_id.clone();
+    event.method = Some(parts.method.as_str().to_owned());
+    event.host = Some(dest.host.clone());
+    event.path = Some(parts.uri.path().to_owned());
+    let target = Target {
+        path: parts.uri.path().to_owned(),
+        query: parts.uri.query().map(str::to_owned),
+        headers: parts.headers,
+    };
+    forward(shared, dest, parts.method, &target, body, event, started).await
+}
+
+/// Steps 5–7: guard and re-originate over the pooled client, stream the response, audit at the end.
+async fn forward(
+    shared: &Shared,
+    dest: &Destination,
+    method: http::Method,
+    target: &Target,
+    body: Body,
+    event: AuditEvent,
+    started: Instant,
+) -> Response<Body> {
+    let deny = |event: AuditEvent, resp: Response<Body>, outcome: &str| {
+        finish(&shared.audit, event, started, Some(resp.status().as_u16()), outcome, 0, 0);
+        resp
+    };
     let bytes_in = Arc::new(AtomicU64::new(0));
-    let upstream_req =
-        match build_upstream_request(dest, parts.method, &target, Counted::new(body, bytes_in.clone()).boxed()) {
-            Ok(r) => r,
-            Err(msg) => return deny(event, respond::error(400, "bad_request", &msg), "bad_request"),
-        };
+    let upstream_req = match build_upstream_request(dest, method, target, Counted::new(body, bytes_in.clone()).boxed())
+    {
+        Ok(r) => r,
+        Err(msg) => return deny(event, respond::error(400, "bad_request", &msg), "bad_request"),
+    };
     let response = match shared.upstream.send(upstream_req).await {
         Ok(r) => r,
         Err(UpstreamError::Blocked(msg)) => {
@@ -208,7 +267,7 @@ fn denial_response(d: &Denial) -> Response<Body> {
     respond::error(403, d.code(), &d.message())
 }
 
-fn finish(
+pub(crate) fn finish(
     audit: &AuditSink,
     mut event: AuditEvent,
     started: Instant,

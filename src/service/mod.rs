@@ -3,7 +3,9 @@
 //! Architecture invariant: this is the only layer that both decrypts and knows who is asking.
 //! Each management method runs in one store transaction and records its audit event in it.
 
+pub mod agents;
 pub mod api;
+pub mod ca;
 mod capabilities;
 mod credentials;
 mod keys;

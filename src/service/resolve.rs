@@ -37,6 +37,7 @@ pub struct Snapshot {
     /// Providers whose strategy puts the secret in the path, so the agent's placeholder segment
     /// is stripped before matching.
     path_auth: HashMap<String, AuthConfig>,
+    ca_name: Option<String>,
     registry: &'static Registry,
 }
 
@@ -118,6 +119,7 @@ impl Snapshot {
                         path_auth.insert(c.provider.clone(), c.auth.clone());
                     }
                 }
+                let ca_name = tx.get::<crate::store::CaRow>("root")?.map(|c| c.common_name);
                 let secrets = tx.list::<SecretRow>()?.into_iter().map(|s| (s.id.clone(), s)).collect();
                 let agents = tx.list::<AgentRow>()?.into_iter().map(|a| (a.token_sha256.clone(), a)).collect();
                 Ok(Snapshot {
@@ -131,6 +133,7 @@ impl Snapshot {
                     secrets,
                     agents,
                     path_auth,
+                    ca_name,
                     registry,
                 })
             })
@@ -143,8 +146,17 @@ impl Snapshot {
 
     /// The agent holding a token, if it exists and is not revoked.
     pub fn agent_by_token(&self, token: &str) -> Option<&AgentRow> {
-        let hash = crypto::sha256_hex(token.as_bytes());
-        self.agents.get(&hash).filter(|a| a.revoked_ms.is_none())
+        self.agent_by_hash(&crypto::sha256_hex(token.as_bytes()))
+    }
+
+    /// The agent whose token hashes to `hash`, if it exists and is not revoked.
+    pub fn agent_by_hash(&self, hash: &str) -> Option<&AgentRow> {
+        self.agents.get(hash).filter(|a| a.revoked_ms.is_none())
+    }
+
+    /// The CA subject the store holds now (a change means `ca rotate` ran).
+    pub fn ca_name(&self) -> Option<&str> {
+        self.ca_name.as_deref()
     }
 
     /// Picks the credential for capability `cap_id` serving `host:port` in `ctx`, then decrypts

@@ -90,12 +90,17 @@ pub struct AgentRow {
     pub created_ms: u64,
     #[serde(default)]
     pub revoked_ms: Option<u64>,
+    /// A session minted by `aivault run` for one child process; deleted when it exits.
+    #[serde(default)]
+    pub session: bool,
 }
 
 /// The local certificate authority: certificate in PEM, private key sealed by the master key.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct CaRow {
     pub cert_pem: String,
+    /// The root's subject common name (needed to issue leaves under it).
+    pub common_name: String,
     pub sealed_key: Sealed,
     pub created_ms: u64,
 }

@@ -8,4 +8,5 @@ mod cli_credentials;
 mod cli_errors;
 mod cli_secrets;
 mod invoke;
+mod proxy_curl;
 mod registry_schema;

@@ -32,7 +32,12 @@ impl TestVault {
     }
 
     pub fn cmd(&self) -> Command {
-        let mut c = Command::cargo_bin("aivault").expect("binary");
+        Command::from_std(self.std_cmd())
+    }
+
+    /// The binary with this vault's environment, as a std `Command` (for long-running children).
+    pub fn std_cmd(&self) -> std::process::Command {
+        let mut c = std::process::Command::new(assert_cmd::cargo::cargo_bin("aivault"));
         c.env_clear();
         c.env("PATH", std::env::var("PATH").unwrap_or_default());
         c.env("HOME", self.dir.path());
@@ -125,4 +130,96 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
         }
     }
     out
+}
+
+/// A running `aivault proxy` process.
+pub struct ProxyProc {
+    pub child: std::process::Child,
+    pub addr: std::net::SocketAddr,
+    pub stderr_path: PathBuf,
+}
+
+impl TestVault {
+    /// Starts `aivault proxy --listen 127.0.0.1:0 <extra>` and waits for its listening line.
+    pub fn proxy(&self, extra: &[&str]) -> ProxyProc {
+        use std::io::BufRead as _;
+        let stderr_path = self.dir.path().join(format!("proxy-{}.stderr", std::process::id()));
+        let stderr = std::fs::File::create(&stderr_path).expect("stderr file");
+        let mut cmd = self.std_cmd();
+        cmd.args(["proxy", "--listen", "127.0.0.1:0"]).args(extra);
+        cmd.env("AIVAULT_LOG", "info");
+        let mut child = cmd.stdout(std::process::Stdio::piped()).stderr(stderr).spawn().expect("spawn proxy");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut line = String::new();
+        std::io::BufReader::new(stdout).read_line(&mut line).expect("read listening line");
+        let addr = line
+            .split("listening on ")
+            .nth(1)
+            .unwrap_or_else(|| {
+                panic!("no listening line: {line:?} {}", std::fs::read_to_string(&stderr_path).unwrap_or_default())
+            })
+            .trim()
+            .parse()
+            .expect("listening address");
+        ProxyProc { child, addr, stderr_path }
+    }
+
+    /// Creates an agent and returns its token.
+    pub fn agent(&self, name: &str, extra: &[&str]) -> String {
+        let mut args = vec!["agent", "create", name];
+        args.extend_from_slice(extra);
+        self.json(&args)["token"].as_str().expect("token").to_owned()
+    }
+
+    /// The aivault CA certificate path (creating the CA).
+    pub fn ca_path(&self) -> String {
+        self.ok(&["ca", "path"]).trim().to_owned()
+    }
+}
+
+impl ProxyProc {
+    pub fn url(&self, token: &str) -> String {
+        format!("http://agent:{token}@{}", self.addr)
+    }
+
+    /// Stops with SIGTERM (graceful: the audit log is flushed) and waits.
+    pub fn stop(mut self) -> std::process::ExitStatus {
+        let _ = std::process::Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
+        let status = self.child.wait().expect("wait proxy");
+        std::mem::forget(self);
+        status
+    }
+
+    pub fn logs(&self) -> String {
+        std::fs::read_to_string(&self.stderr_path).unwrap_or_default()
+    }
+}
+
+impl Drop for ProxyProc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs a client program and returns (status code, stdout, stderr).
+pub fn run_client(cmd: &mut std::process::Command) -> (i32, String, String) {
+    let out = cmd.output().unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Waits until `f` holds (the proxy reloads its snapshot within a second).
+pub fn eventually(what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while std::time::Instant::now() < deadline {
+        if f() {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    panic!("timed out waiting for {what}");
 }

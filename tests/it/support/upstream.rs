@@ -21,6 +21,8 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 pub struct Recorded {
     pub method: String,
     pub path_and_query: String,
+    /// `:authority` (HTTP/2) or the `Host` header (HTTP/1.1).
+    pub authority: String,
     pub version: String,
     pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
@@ -133,6 +135,12 @@ async fn handle(
     let rec = Recorded {
         method: parts.method.to_string(),
         path_and_query: path_and_query.clone(),
+        authority: parts
+            .uri
+            .authority()
+            .map(|a| a.to_string())
+            .or_else(|| parts.headers.get("host").and_then(|h| h.to_str().ok()).map(str::to_owned))
+            .unwrap_or_default(),
         version: format!("{:?}", parts.version),
         headers: parts
             .headers

@@ -1,0 +1,195 @@
+//! `aivault agent ...` and `aivault ca ...`
+
+use std::path::PathBuf;
+
+use clap::Subcommand;
+
+use super::render::{self, Out};
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::scope::Context;
+use crate::service::Vault;
+
+#[derive(Subcommand, Debug)]
+pub enum AgentCmd {
+    /// Create an agent identity; its token is printed once.
+    Create {
+        name: String,
+        #[arg(long)]
+        workspace_id: Option<String>,
+        #[arg(long)]
+        group_id: Option<String>,
+    },
+    /// List agents (tokens are never shown again).
+    List,
+    /// Revoke an agent: its token stops working at the next request, even in open tunnels.
+    Revoke { name: String },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum CaCmd {
+    /// Print the path of the CA certificate (PEM).
+    Path,
+    /// Print the CA certificate (PEM), or write it to a file.
+    Export {
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Write the system roots plus the aivault CA to one PEM file and print its path.
+    Bundle,
+    /// Install the CA into the system trust store (prints the commands with --dry-run).
+    Trust {
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Replace the CA with a new one (clients must trust the new certificate).
+    Rotate,
+}
+
+pub fn run_agent(cfg: &Config, out: Out, cmd: AgentCmd) -> Result<()> {
+    match cmd {
+        AgentCmd::Create { name, workspace_id, group_id } => {
+            let ctx = Context::new(workspace_id.as_deref(), group_id.as_deref())?;
+            let created = Vault::open(cfg)?.agent_create(&name, ctx, false)?;
+            let doc = serde_json::json!({
+                "id": created.info.id,
+                "name": created.info.name,
+                "workspace_id": created.info.workspace_id,
+                "group_id": created.info.group_id,
+                "token": created.token.expose(),
+            });
+            if out.json {
+                out.json(&doc);
+            } else {
+                render::line(&format!("Agent created: {} ({})", created.info.name, created.info.id));
+                render::line(&format!("Token (shown once): {}", created.token.expose()));
+                render::line(&format!("Use: HTTPS_PROXY=http://agent:{}@127.0.0.1:8787", created.token.expose()));
+            }
+        }
+        AgentCmd::List => {
+            let list = Vault::open(cfg)?.agents_list()?;
+            out.show(&list, false, || {
+                if list.is_empty() {
+                    render::line("No agents. Create one with `aivault agent create NAME`.");
+                    return;
+                }
+                let rows: Vec<Vec<String>> = list
+                    .iter()
+                    .map(|a| {
+                        vec![
+                            a.name.clone(),
+                            a.id.clone(),
+                            a.workspace_id.clone().unwrap_or_else(|| "-".into()),
+                            a.group_id.clone().unwrap_or_else(|| "-".into()),
+                            a.status.to_owned(),
+                        ]
+                    })
+                    .collect();
+                render::table(&["NAME", "ID", "WORKSPACE", "GROUP", "STATUS"], &rows);
+            });
+        }
+        AgentCmd::Revoke { name } => {
+            let info = Vault::open(cfg)?.agent_revoke(&name)?;
+            out.show(&info, false, || render::line(&format!("Agent revoked: {}", info.name)));
+        }
+    }
+    Ok(())
+}
+
+pub fn run_ca(cfg: &Config, out: Out, cmd: CaCmd) -> Result<()> {
+    let vault = Vault::open(cfg)?;
+    match cmd {
+        CaCmd::Path => {
+            vault.ca_material()?;
+            let path = vault.ca_cert_path().display().to_string();
+            out.show(&serde_json::json!({ "path": path }), false, || render::line(&path));
+        }
+        CaCmd::Export { out: file } => {
+            let pem = vault.ca_material()?.cert_pem;
+            match file {
+                Some(path) => {
+                    std::fs::write(&path, &pem)
+                        .map_err(|e| Error::Io(format!("cannot write {}: {e}", path.display())))?;
+                    render::line(&format!("CA certificate written to {}", path.display()));
+                }
+                None => render::raw(pem.as_bytes()),
+            }
+        }
+        CaCmd::Bundle => {
+            vault.ca_material()?;
+            let path = vault.ca_bundle_path().display().to_string();
+            out.show(&serde_json::json!({ "path": path }), false, || render::line(&path));
+        }
+        CaCmd::Trust { dry_run } => {
+            vault.ca_material()?;
+            let commands = trust_commands(&vault.ca_cert_path());
+            if commands.is_empty() {
+                return Err(Error::invalid(
+                    "no known system trust store here; trust `aivault ca path` in your client, or use `aivault run`",
+                ));
+            }
+            if dry_run || out.json {
+                out.show(&commands, false, || commands.iter().for_each(|c| render::line(&c.join(" "))));
+                return Ok(());
+            }
+            for c in &commands {
+                let status = std::process::Command::new(&c[0])
+                    .args(&c[1..])
+                    .status()
+                    .map_err(|e| Error::Io(format!("cannot run {}: {e}", c[0])))?;
+                if !status.success() {
+                    return Err(Error::Io(format!("`{}` failed ({status}); try again with sudo", c.join(" "))));
+                }
+            }
+            render::line("The aivault CA is now trusted system-wide.");
+        }
+        CaCmd::Rotate => {
+            let info = vault.ca_rotate()?;
+            out.show(&info, false, || {
+                render::line(&format!("CA rotated: {} (sha256 {})", info.common_name, info.fingerprint_sha256));
+                render::line(&format!("Trust the new certificate: {}", info.path));
+            });
+        }
+    }
+    Ok(())
+}
+
+fn trust_commands(cert: &std::path::Path) -> Vec<Vec<String>> {
+    let cert = cert.display().to_string();
+    if std::path::Path::new("/usr/sbin/update-ca-certificates").exists() {
+        vec![
+            vec![
+                "install".into(),
+                "-m".into(),
+                "0644".into(),
+                cert,
+                "/usr/local/share/ca-certificates/aivault.crt".into(),
+            ],
+            vec!["update-ca-certificates".into()],
+        ]
+    } else if std::path::Path::new("/usr/bin/update-ca-trust").exists() {
+        vec![
+            vec![
+                "install".into(),
+                "-m".into(),
+                "0644".into(),
+                cert,
+                "/etc/pki/ca-trust/source/anchors/aivault.pem".into(),
+            ],
+            vec!["update-ca-trust".into(), "extract".into()],
+        ]
+    } else if std::path::Path::new("/usr/bin/security").exists() {
+        vec![vec![
+            "security".into(),
+            "add-trusted-cert".into(),
+            "-d".into(),
+            "-r".into(),
+            "trustRoot".into(),
+            "-k".into(),
+            "/Library/Keychains/System.keychain".into(),
+            cert,
+        ]]
+    } else {
+        vec![]
+    }
+}

@@ -1,0 +1,145 @@
+//! `aivault proxy` and `aivault run`.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use clap::{Args, ValueEnum};
+
+use super::misc::UpstreamArgs;
+use super::render;
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::proxy::server::{Proxy, ProxyOptions, Unmatched};
+use crate::scope::Context;
+
+#[derive(Copy, Clone, Debug, ValueEnum)]
+pub enum UnmatchedArg {
+    Deny,
+    Tunnel,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct ProxyArgs {
+    /// What to do with hosts no capability names: deny (403) or tunnel (splice without interception).
+    #[arg(long, value_enum, default_value_t = UnmatchedArg::Deny)]
+    pub unmatched: UnmatchedArg,
+    #[command(flatten)]
+    pub upstream: UpstreamArgs,
+    /// Largest request head accepted from agents, in bytes.
+    #[arg(long, default_value_t = 64 * 1024)]
+    pub max_header_bytes: usize,
+    /// Seconds an agent connection may sit idle (and the longest wait for a request head).
+    #[arg(long, default_value_t = 120)]
+    pub idle_timeout: u64,
+    /// Seconds to connect (TCP and TLS) to an upstream.
+    #[arg(long, default_value_t = 10)]
+    pub connect_timeout: u64,
+    /// Seconds to wait for the first response byte from an upstream.
+    #[arg(long, default_value_t = 300)]
+    pub response_timeout: u64,
+    /// Most agent connections served at once (more wait to be accepted).
+    #[arg(long, default_value_t = 4096)]
+    pub max_connections: usize,
+}
+
+impl ProxyArgs {
+    pub fn options(&self, listen: SocketAddr) -> Result<ProxyOptions> {
+        let mut upstream = self.upstream.resolve()?;
+        upstream.connect_timeout = Duration::from_secs(self.connect_timeout.max(1));
+        upstream.response_timeout = Duration::from_secs(self.response_timeout.max(1));
+        let mut opts = ProxyOptions::new(listen, upstream);
+        opts.unmatched = match self.unmatched {
+            UnmatchedArg::Deny => Unmatched::Deny,
+            UnmatchedArg::Tunnel => Unmatched::Tunnel,
+        };
+        opts.max_header_bytes = self.max_header_bytes;
+        opts.idle_timeout = Duration::from_secs(self.idle_timeout.max(1));
+        opts.max_connections = self.max_connections.max(1);
+        Ok(opts)
+    }
+}
+
+/// `aivault proxy`
+#[derive(Args, Debug)]
+pub struct ServeArgs {
+    /// Address to listen on (use 127.0.0.1:0 for a free port).
+    #[arg(long, default_value = "127.0.0.1:8787")]
+    pub listen: SocketAddr,
+    #[command(flatten)]
+    pub proxy: ProxyArgs,
+}
+
+/// `aivault run`
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    /// Run as this agent (its workspace and group).
+    #[arg(long, conflicts_with_all = ["workspace_id", "group_id"])]
+    pub agent: Option<String>,
+    #[arg(long)]
+    pub workspace_id: Option<String>,
+    #[arg(long)]
+    pub group_id: Option<String>,
+    #[command(flatten)]
+    pub proxy: ProxyArgs,
+    /// The command and its arguments.
+    #[arg(last = true, required = true)]
+    pub command: Vec<String>,
+}
+
+pub fn serve(cfg: &Config, args: ServeArgs) -> Result<()> {
+    init_logging();
+    let opts = args.proxy.options(args.listen)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::Io(format!("cannot start the async runtime: {e}")))?;
+    runtime.block_on(async {
+        let proxy = Proxy::bind(cfg, opts).await?;
+        let addr = proxy.local_addr()?;
+        let file = crate::run::proxy_file(&cfg.home);
+        let doc = serde_json::json!({ "listen": addr.to_string(), "pid": std::process::id() });
+        let _ = std::fs::write(&file, doc.to_string());
+        render::line(&format!("aivault proxy listening on {addr}"));
+        let result = proxy.run(shutdown_signal()).await;
+        if std::fs::read_to_string(&file).ok().is_some_and(|t| t.contains(&format!("\"pid\":{}", std::process::id()))) {
+            let _ = std::fs::remove_file(&file);
+        }
+        result
+    })
+}
+
+pub fn run(cfg: &Config, args: RunArgs) -> Result<()> {
+    init_logging();
+    let ctx = Context::new(args.workspace_id.as_deref(), args.group_id.as_deref())?;
+    let (program, rest) =
+        args.command.split_first().ok_or_else(|| Error::invalid("nothing to run: aivault run -- CMD [ARGS...]"))?;
+    let req = crate::run::RunRequest {
+        agent: args.agent.clone(),
+        ctx,
+        program: program.clone(),
+        args: rest.to_vec(),
+        proxy: args.proxy.options(SocketAddr::from(([127, 0, 0, 1], 0)))?,
+    };
+    let code = crate::run::run(cfg, req)?;
+    std::process::exit(code);
+}
+
+async fn shutdown_signal() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        () = term => {}
+    }
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::new(crate::config::log_filter());
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+}

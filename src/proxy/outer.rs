@@ -1,0 +1,178 @@
+//! The agent-facing HTTP/1.1 side of the proxy: CONNECT, absolute-form `http://` and `https://`
+//! requests, proxy authentication and the decision to intercept, tunnel or refuse.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use http::{Method, Request, Response, StatusCode};
+use http_body_util::BodyExt as _;
+use hyper::body::Incoming;
+
+use super::pipeline::{self, Caller, Destination};
+use super::respond;
+use super::server::{ProxyState, Unmatched};
+use super::upstream::Body;
+use super::{agent_auth, mitm, tunnel};
+use crate::audit::AuditEvent;
+use crate::crypto;
+use crate::policy::{normalize_host, split_host_port};
+
+/// An authenticated agent, remembered by token hash so every later request can be re-checked.
+#[derive(Clone, Debug)]
+pub struct Agent {
+    pub caller: Caller,
+    pub token_hash: String,
+}
+
+/// Host name used by `aivault run` to check that a running proxy knows its session token.
+pub const INTERNAL_HOST: &str = "aivault.internal";
+
+pub async fn handle(
+    state: Arc<ProxyState>,
+    peer: SocketAddr,
+    req: Request<Incoming>,
+) -> Result<Response<Body>, std::convert::Infallible> {
+    let _ = peer;
+    let resp = if req.method() == Method::CONNECT {
+        connect(state, req).await
+    } else if req.uri().scheme().is_some() && req.uri().authority().is_some() {
+        absolute_form(state, req).await
+    } else {
+        respond::error(
+            400,
+            "bad_request",
+            "this is a forward proxy: set HTTPS_PROXY=http://agent:<token>@<this address> (or use `aivault run`)",
+        )
+    };
+    Ok(resp)
+}
+
+/// Checks the agent token against the current snapshot.
+pub fn authenticate(state: &ProxyState, headers: &http::HeaderMap) -> Result<Agent, Response<Body>> {
+    let Some(token) = agent_auth::presented_token(headers) else {
+        return Err(respond::error(407, "proxy_auth_required", "proxy authentication required: send the agent token"));
+    };
+    let hash = crypto::sha256_hex(token.expose().as_bytes());
+    let snapshot = state.shared.snapshot.load();
+    match snapshot.agent_by_hash(&hash) {
+        Some(agent) => {
+            Ok(Agent { caller: Caller { agent: agent.name.clone(), ctx: agent.context.clone() }, token_hash: hash })
+        }
+        None => Err(respond::error(407, "proxy_auth_required", "the agent token is invalid or revoked")),
+    }
+}
+
+fn audit_denied(state: &ProxyState, agent: Option<&Agent>, host: &str, method: &str, status: u16, code: &str) {
+    let mut e = AuditEvent::new("proxy.connect");
+    if let Some(a) = agent {
+        e.agent = Some(a.caller.agent.clone());
+        e.workspace_id = a.caller.ctx.workspace_id.clone();
+        e.group_id = a.caller.ctx.group_id.clone();
+    }
+    e.host = Some(host.to_owned());
+    e.method = Some(method.to_owned());
+    e.status = Some(status);
+    e.outcome = Some(code.to_owned());
+    state.shared.audit.record(e);
+}
+
+async fn connect(state: Arc<ProxyState>, mut req: Request<Incoming>) -> Response<Body> {
+    let Some(authority) = req.uri().authority().map(|a| a.as_str().to_owned()) else {
+        return respond::error(400, "bad_request", "CONNECT needs a host:port target");
+    };
+    let (host, port) = match split_host_port(&authority) {
+        Ok((h, Some(p))) => match normalize_host(&h) {
+            Ok(h) => (h, p),
+            Err(_) => return respond::error(400, "bad_request", &format!("invalid CONNECT host in '{authority}'")),
+        },
+        Ok((_, None)) => return respond::error(400, "bad_request", "CONNECT target must include a port (host:443)"),
+        Err(_) => return respond::error(400, "bad_request", &format!("invalid CONNECT target '{authority}'")),
+    };
+    let agent = match authenticate(&state, req.headers()) {
+        Ok(a) => a,
+        Err(resp) => {
+            audit_denied(&state, None, &host, "CONNECT", 407, "proxy_auth_required");
+            return resp;
+        }
+    };
+    let known = state.shared.snapshot.load().policy.knows_host(&host, port);
+    if !known {
+        if state.opts.unmatched == Unmatched::Deny {
+            audit_denied(&state, Some(&agent), &host, "CONNECT", 403, "host_not_allowed");
+            return respond::error(
+                403,
+                "host_not_allowed",
+                &format!("no capability allows host {host}:{port}; the proxy runs with --unmatched deny"),
+            );
+        }
+        // Tunnel without interception: connect first so a refusal is still a proper response.
+        let upstream = match state.shared.upstream.connect_tcp(&host, port).await {
+            Ok(s) => s,
+            Err(e @ super::upstream::ConnectError::Blocked { .. }) => {
+                audit_denied(&state, Some(&agent), &host, "CONNECT", 403, "destination_blocked");
+                return respond::error(403, "destination_blocked", &e.to_string());
+            }
+            Err(e) => {
+                audit_denied(&state, Some(&agent), &host, "CONNECT", 502, "upstream_error");
+                return respond::error(502, "upstream_error", &e.to_string());
+            }
+        };
+        let on_upgrade = hyper::upgrade::on(&mut req);
+        tokio::spawn(tunnel::splice(state.clone(), on_upgrade, upstream, agent, host, port));
+        return Response::new(respond::empty());
+    }
+    let on_upgrade = hyper::upgrade::on(&mut req);
+    tokio::spawn(mitm::intercept(state.clone(), on_upgrade, agent, host, port));
+    Response::new(respond::empty())
+}
+
+async fn absolute_form(state: Arc<ProxyState>, req: Request<Incoming>) -> Response<Body> {
+    let https = match req.uri().scheme_str() {
+        Some("https") => true,
+        Some("http") => false,
+        Some(other) => return respond::error(400, "bad_request", &format!("unsupported scheme {other}://")),
+        None => return respond::error(400, "bad_request", "absolute-form request without a scheme"),
+    };
+    let Some(uri_host) = req.uri().host() else { return respond::error(400, "bad_request", "request URI has no host") };
+    let Ok(host) = normalize_host(uri_host) else {
+        return respond::error(400, "bad_request", "invalid host in request URI");
+    };
+    let port = req.uri().port_u16().unwrap_or(if https { 443 } else { 80 });
+    let agent = match authenticate(&state, req.headers()) {
+        Ok(a) => a,
+        Err(resp) => {
+            audit_denied(&state, None, &host, req.method().as_str(), 407, "proxy_auth_required");
+            return resp;
+        }
+    };
+    if host == INTERNAL_HOST && !https {
+        return internal(&state, req.uri().path());
+    }
+    let dest = Destination { https, host, port, capability: None };
+    let req = req.map(|b| b.map_err(Into::into).boxed());
+    let known = state.shared.snapshot.load().policy.knows_host(&dest.host, dest.port);
+    if !known && state.opts.unmatched == Unmatched::Tunnel {
+        return pipeline::passthrough(&state.shared, &agent.caller, &dest, req).await;
+    }
+    pipeline::handle(&state.shared, &agent.caller, &dest, req).await
+}
+
+fn internal(state: &ProxyState, path: &str) -> Response<Body> {
+    match path {
+        "/ping" => {
+            let body = serde_json::json!({
+                "ok": true,
+                "generation": state.shared.snapshot.load().generation,
+                "leaf_certificates_minted": state.ca().minted(),
+            });
+            let mut r = Response::new(respond::full(body.to_string()));
+            r.headers_mut().insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/json"));
+            r
+        }
+        _ => {
+            let mut r = respond::error(404, "bad_request", "unknown aivault endpoint");
+            *r.status_mut() = StatusCode::NOT_FOUND;
+            r
+        }
+    }
+}

@@ -1,0 +1,294 @@
+//! The listener: accepts agent connections, enforces limits, keeps the snapshot current, and shuts
+//! down gracefully on SIGINT/SIGTERM (stop accepting, let in-flight requests finish within a bound).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, SystemTime};
+
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::net::TcpListener;
+use tokio::sync::{Semaphore, watch};
+
+use super::audit_sink::AuditSink;
+use super::outer;
+use super::pipeline::{Shared, SnapshotCell};
+use super::upstream::{Upstream, UpstreamConfig};
+use crate::ca::Authority;
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::service::Vault;
+
+/// What to do with hosts no capability names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Unmatched {
+    /// Answer CONNECT with 403 `host_not_allowed`.
+    Deny,
+    /// Splice bytes end to end without interception (still guarded and audited).
+    Tunnel,
+}
+
+/// Proxy settings (flags of `aivault proxy`).
+#[derive(Clone, Debug)]
+pub struct ProxyOptions {
+    pub listen: SocketAddr,
+    pub unmatched: Unmatched,
+    pub upstream: UpstreamConfig,
+    pub max_header_bytes: usize,
+    pub idle_timeout: Duration,
+    pub handshake_timeout: Duration,
+    pub max_connections: usize,
+    pub shutdown_grace: Duration,
+}
+
+impl ProxyOptions {
+    pub fn new(listen: SocketAddr, upstream: UpstreamConfig) -> ProxyOptions {
+        ProxyOptions {
+            listen,
+            unmatched: Unmatched::Deny,
+            upstream,
+            max_header_bytes: 64 * 1024,
+            idle_timeout: Duration::from_secs(120),
+            handshake_timeout: Duration::from_secs(10),
+            max_connections: 4096,
+            shutdown_grace: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Everything connection handlers share.
+pub struct ProxyState {
+    pub shared: Shared,
+    pub ca: std::sync::RwLock<Arc<Authority>>,
+    ca_name_cache: std::sync::RwLock<String>,
+    pub opts: ProxyOptions,
+    pub config: Config,
+    pub active: AtomicUsize,
+    pub shutdown: watch::Receiver<bool>,
+}
+
+impl ProxyState {
+    pub fn ca(&self) -> Arc<Authority> {
+        match self.ca.read() {
+            Ok(g) => g.clone(),
+            Err(p) => p.into_inner().clone(),
+        }
+    }
+}
+
+/// Resolves once shutdown has been signalled.
+pub async fn stopped(mut rx: watch::Receiver<bool>) {
+    let _ = rx.wait_for(|s| *s).await.map(|_| ());
+}
+
+/// Counts a live connection or tunnel for graceful shutdown.
+pub struct ActiveGuard(Arc<ProxyState>);
+
+impl ActiveGuard {
+    pub fn new(state: &Arc<ProxyState>) -> ActiveGuard {
+        state.active.fetch_add(1, Ordering::SeqCst);
+        ActiveGuard(state.clone())
+    }
+}
+
+impl Drop for ActiveGuard {
+    fn drop(&mut self) {
+        self.0.active.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// A bound, ready proxy.
+pub struct Proxy {
+    listener: TcpListener,
+    state: Arc<ProxyState>,
+    shutdown_tx: watch::Sender<bool>,
+    audit_task: tokio::task::JoinHandle<()>,
+}
+
+impl Proxy {
+    /// Opens the vault, loads the CA and the snapshot, and binds the listener.
+    pub async fn bind(config: &Config, opts: ProxyOptions) -> Result<Proxy> {
+        let vault = Vault::open(config)?;
+        let material = vault.ca_material()?;
+        let ca =
+            Authority::new(&material.cert_pem, &material.key_pkcs8, &material.common_name, super::crypto_provider())
+                .map_err(|e| Error::Io(e.to_string()))?;
+        let ca_name = material.common_name.clone();
+        drop(material);
+        let snapshot = vault.snapshot()?;
+        let key = vault.into_key();
+        let listener = TcpListener::bind(opts.listen)
+            .await
+            .map_err(|e| Error::Io(format!("cannot listen on {}: {e}", opts.listen)))?;
+        let (audit, audit_task) = AuditSink::spawn(config.store_path(), config.lock_wait);
+        let shared = Shared {
+            key,
+            snapshot: SnapshotCell::new(snapshot),
+            upstream: Upstream::new(opts.upstream.clone())?,
+            audit,
+        };
+        let (shutdown_tx, shutdown) = watch::channel(false);
+        let state = Arc::new(ProxyState {
+            shared,
+            ca: std::sync::RwLock::new(Arc::new(ca)),
+            ca_name_cache: std::sync::RwLock::new(ca_name),
+            opts,
+            config: config.clone(),
+            active: AtomicUsize::new(0),
+            shutdown,
+        });
+        Ok(Proxy { listener, state, shutdown_tx, audit_task })
+    }
+
+    pub fn local_addr(&self) -> Result<SocketAddr> {
+        self.listener.local_addr().map_err(Error::from)
+    }
+
+    pub fn state(&self) -> Arc<ProxyState> {
+        self.state.clone()
+    }
+
+    /// Serves until `stop` resolves, then shuts down gracefully.
+    pub async fn run(self, stop: impl std::future::Future<Output = ()>) -> Result<()> {
+        let Proxy { listener, state, shutdown_tx, audit_task } = self;
+        let watcher = tokio::spawn(watch_vault(state.clone()));
+        let permits = Arc::new(Semaphore::new(state.opts.max_connections));
+        tokio::pin!(stop);
+        loop {
+            let permit = tokio::select! {
+                () = &mut stop => break,
+                p = permits.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break },
+            };
+            let accepted = tokio::select! {
+                () = &mut stop => break,
+                a = listener.accept() => a,
+            };
+            let (tcp, peer) = match accepted {
+                Ok(x) => x,
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                    continue;
+                }
+            };
+            let _ = tcp.set_nodelay(true);
+            let state = state.clone();
+            tokio::spawn(async move {
+                let _permit = permit;
+                let _active = ActiveGuard::new(&state);
+                serve_client(state, tcp, peer).await;
+            });
+        }
+        drop(listener);
+        let _ = shutdown_tx.send(true);
+        let deadline = tokio::time::Instant::now() + state.opts.shutdown_grace;
+        while state.active.load(Ordering::SeqCst) > 0 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        watcher.abort();
+        let remaining = state.active.load(Ordering::SeqCst);
+        if remaining > 0 {
+            tracing::warn!(connections = remaining, "shutdown grace period over; closing remaining connections");
+        }
+        // Dropping the last sender flushes the audit writer.
+        drop(state);
+        let _ = tokio::time::timeout(Duration::from_secs(10), audit_task).await;
+        Ok(())
+    }
+}
+
+async fn serve_client(state: Arc<ProxyState>, tcp: tokio::net::TcpStream, peer: SocketAddr) {
+    let svc_state = state.clone();
+    let svc = hyper::service::service_fn(move |req| outer::handle(svc_state.clone(), peer, req));
+    let conn = hyper::server::conn::http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(state.opts.idle_timeout)
+        .max_buf_size(state.opts.max_header_bytes.max(8192))
+        .keep_alive(true)
+        .serve_connection(TokioIo::new(tcp), svc)
+        .with_upgrades();
+    tokio::pin!(conn);
+    let shutdown = state.shutdown.clone();
+    tokio::select! {
+        r = conn.as_mut() => { if let Err(e) = r { tracing::debug!(error = %e, "client connection ended"); } }
+        () = stopped(shutdown) => {
+            conn.as_mut().graceful_shutdown();
+            let _ = conn.await;
+        }
+    }
+}
+
+/// Keeps the snapshot (and the CA) current: a management command anywhere reaches a running
+/// proxy within about 250 ms.
+async fn watch_vault(state: Arc<ProxyState>) {
+    let path = state.config.store_path();
+    let mut last_mtime: Option<SystemTime> = None;
+    let mut tick = tokio::time::interval(Duration::from_millis(250));
+    loop {
+        tick.tick().await;
+        let mtime = std::fs::metadata(&path).and_then(|m| m.modified()).ok();
+        if mtime == last_mtime {
+            continue;
+        }
+        let current = state.shared.snapshot.load().generation;
+        let (p, wait) = (path.clone(), state.config.lock_wait);
+        let generation = tokio::task::spawn_blocking(move || crate::service::read_generation(&p, wait)).await;
+        let generation = match generation {
+            Ok(Ok(g)) => g,
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "cannot read the vault generation; will retry");
+                continue;
+            }
+            Err(_) => continue,
+        };
+        last_mtime = mtime;
+        if generation == current {
+            continue;
+        }
+        let (p, wait) = (path.clone(), state.config.lock_wait);
+        match tokio::task::spawn_blocking(move || crate::service::load_snapshot(&p, wait)).await {
+            Ok(Ok(snapshot)) => {
+                let ca_changed = snapshot.ca_name().is_some_and(|n| Some(n) != current_ca_name(&state).as_deref());
+                state.shared.snapshot.store(snapshot);
+                if ca_changed {
+                    reload_ca(&state).await;
+                }
+                tracing::info!(generation, "vault changed; snapshot reloaded");
+            }
+            Ok(Err(e)) => {
+                last_mtime = None;
+                tracing::warn!(error = %e, "snapshot reload failed; keeping the previous one");
+            }
+            Err(_) => last_mtime = None,
+        }
+    }
+}
+
+fn current_ca_name(state: &ProxyState) -> Option<String> {
+    state.ca_name_cache.read().ok().map(|g| g.clone())
+}
+
+async fn reload_ca(state: &Arc<ProxyState>) {
+    let config = state.config.clone();
+    let loaded = tokio::task::spawn_blocking(move || {
+        let vault = Vault::open(&config)?;
+        let m = vault.ca_material()?;
+        let ca = Authority::new(&m.cert_pem, &m.key_pkcs8, &m.common_name, super::crypto_provider())
+            .map_err(|e| Error::Io(e.to_string()))?;
+        Ok::<_, Error>((ca, m.common_name.clone()))
+    })
+    .await;
+    match loaded {
+        Ok(Ok((ca, name))) => {
+            if let Ok(mut g) = state.ca.write() {
+                *g = Arc::new(ca);
+            }
+            if let Ok(mut g) = state.ca_name_cache.write() {
+                *g = name;
+            }
+            tracing::info!("CA rotated; new leaves are issued by the new root");
+        }
+        Ok(Err(e)) => tracing::error!(error = %e, "CA reload failed"),
+        Err(_) => {}
+    }
+}

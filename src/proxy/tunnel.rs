@@ -1,0 +1,47 @@
+//! Hosts without a capability under `--unmatched tunnel`: bytes are spliced end to end, the
+//! agent's own TLS reaches the upstream untouched, no certificate is minted.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use hyper::upgrade::OnUpgrade;
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpStream;
+
+use super::outer::Agent;
+use super::server::{ActiveGuard, ProxyState};
+use crate::audit::AuditEvent;
+
+pub async fn splice(
+    state: Arc<ProxyState>,
+    on_upgrade: OnUpgrade,
+    mut upstream: TcpStream,
+    agent: Agent,
+    host: String,
+    port: u16,
+) {
+    let _active = ActiveGuard::new(&state);
+    let started = Instant::now();
+    let mut event = AuditEvent::new("proxy.tunnel");
+    event.agent = Some(agent.caller.agent.clone());
+    event.workspace_id = agent.caller.ctx.workspace_id.clone();
+    event.group_id = agent.caller.ctx.group_id.clone();
+    event.method = Some("CONNECT".into());
+    event.host = Some(format!("{host}:{port}"));
+    let (outcome, up, down) = match on_upgrade.await {
+        Ok(upgraded) => {
+            let mut client = TokioIo::new(upgraded);
+            match tokio::io::copy_bidirectional(&mut client, &mut upstream).await {
+                Ok((to_up, to_client)) => ("ok", to_up, to_client),
+                Err(_) => ("closed", 0, 0),
+            }
+        }
+        Err(_) => ("upgrade_failed", 0, 0),
+    };
+    event.status = Some(200);
+    event.outcome = Some(outcome.into());
+    event.bytes_in = Some(up);
+    event.bytes_out = Some(down);
+    event.duration_ms = Some(started.elapsed().as_millis() as u64);
+    state.shared.audit.record(event);
+}

@@ -1,0 +1,202 @@
+//! `aivault run -- CMD`: start CMD with the proxy and CA wired in, and exit with its status.
+//!
+//! A session token is minted for the child (the agent's context, or the one given), a running
+//! `aivault proxy` is used if there is one, otherwise an embedded proxy serves for the child's
+//! lifetime. The session is deleted when the child exits.
+
+use std::io::{Read as _, Write as _};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::proxy::server::{Proxy, ProxyOptions};
+use crate::scope::Context;
+use crate::secret::SecretString;
+use crate::service::Vault;
+
+/// Variables that point clients at the CA bundle.
+pub const CA_VARS: &[&str] = &[
+    "SSL_CERT_FILE",
+    "REQUESTS_CA_BUNDLE",
+    "CURL_CA_BUNDLE",
+    "NODE_EXTRA_CA_CERTS",
+    "GIT_SSL_CAINFO",
+    "AWS_CA_BUNDLE",
+    "PIP_CERT",
+    "DENO_CERT",
+    "CARGO_HTTP_CAINFO",
+];
+
+/// What `aivault run` was asked to do.
+pub struct RunRequest {
+    pub agent: Option<String>,
+    pub ctx: Context,
+    pub program: String,
+    pub args: Vec<String>,
+    /// Options for an embedded proxy, if one has to be started.
+    pub proxy: ProxyOptions,
+}
+
+/// The child's proxy and trust variables, upper and lower case where both exist.
+pub fn child_env(proxy: SocketAddr, token: &SecretString, bundle: &Path) -> Vec<(String, String)> {
+    let url = format!("http://agent:{}@{proxy}", token.expose());
+    let no_proxy = "localhost,127.0.0.1,::1".to_owned();
+    let mut env = Vec::new();
+    for name in ["HTTPS_PROXY", "HTTP_PROXY"] {
+        env.push((name.to_owned(), url.clone()));
+        env.push((name.to_ascii_lowercase(), url.clone()));
+    }
+    env.push(("NO_PROXY".into(), no_proxy.clone()));
+    env.push(("no_proxy".into(), no_proxy));
+    env.push(("NODE_USE_ENV_PROXY".into(), "1".into()));
+    for name in CA_VARS {
+        env.push(((*name).to_owned(), bundle.display().to_string()));
+    }
+    env
+}
+
+/// Runs the child and returns the exit code to use.
+pub fn run(cfg: &Config, req: RunRequest) -> Result<i32> {
+    let vault = Vault::open(cfg)?;
+    let (name, ctx) = match &req.agent {
+        Some(n) => {
+            let a = vault.agent_by_name(n)?;
+            (a.name, Context { workspace_id: a.workspace_id, group_id: a.group_id })
+        }
+        None => ("run".to_owned(), req.ctx.clone()),
+    };
+    vault.ca_material()?;
+    let bundle = vault.ca_bundle_path();
+    let session = vault.agent_create(&name, ctx, true)?;
+    drop(vault);
+    let outcome = run_child(cfg, &req, &session.token, &bundle);
+    if let Ok(v) = Vault::open(cfg) {
+        let _ = v.agent_session_end(&session.info.id);
+    }
+    outcome
+}
+
+fn run_child(cfg: &Config, req: &RunRequest, token: &SecretString, bundle: &Path) -> Result<i32> {
+    let (addr, embedded) = match running_proxy(&cfg.home, token) {
+        Some(addr) => (addr, None),
+        None => {
+            let e = Embedded::start(cfg, req.proxy.clone())?;
+            (e.addr, Some(e))
+        }
+    };
+    let mut cmd = std::process::Command::new(&req.program);
+    cmd.args(&req.args);
+    for (k, v) in child_env(addr, token, bundle) {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().map_err(|e| Error::invalid(format!("cannot start {}: {e}", req.program)))?;
+    let status = child.wait().map_err(|e| Error::Io(format!("waiting for {} failed: {e}", req.program)))?;
+    if let Some(e) = embedded {
+        e.stop();
+    }
+    Ok(exit_code(status))
+}
+
+fn exit_code(status: std::process::ExitStatus) -> i32 {
+    use std::os::unix::process::ExitStatusExt as _;
+    status.code().or_else(|| status.signal().map(|s| 128 + s)).unwrap_or(1)
+}
+
+/// Where a foreground `aivault proxy` advertises itself.
+pub fn proxy_file(home: &Path) -> PathBuf {
+    home.join("proxy.json")
+}
+
+/// The address of a running proxy that already accepts `token`, if there is one.
+fn running_proxy(home: &Path, token: &SecretString) -> Option<SocketAddr> {
+    let text = std::fs::read_to_string(proxy_file(home)).ok()?;
+    let doc: serde_json::Value = serde_json::from_str(&text).ok()?;
+    let addr: SocketAddr = doc.get("listen")?.as_str()?.parse().ok()?;
+    let deadline = Instant::now() + Duration::from_secs(3);
+    loop {
+        match ping(addr, token) {
+            Some(200) => return Some(addr),
+            Some(407) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(100)),
+            _ => return None,
+        }
+    }
+}
+
+fn ping(addr: SocketAddr, token: &SecretString) -> Option<u16> {
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_millis(500)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    let req = format!(
+        "GET http://{}/ping HTTP/1.1\r\nHost: {0}\r\nProxy-Authorization: Bearer {}\r\nConnection: close\r\n\r\n",
+        crate::proxy::outer::INTERNAL_HOST,
+        token.expose()
+    );
+    s.write_all(req.as_bytes()).ok()?;
+    let mut buf = [0u8; 64];
+    let n = s.read(&mut buf).ok()?;
+    let head = std::str::from_utf8(&buf[..n]).ok()?;
+    head.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// A proxy running on a background thread for the child's lifetime.
+struct Embedded {
+    addr: SocketAddr,
+    stop: tokio::sync::oneshot::Sender<()>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl Embedded {
+    fn start(cfg: &Config, mut opts: ProxyOptions) -> Result<Embedded> {
+        opts.listen = SocketAddr::from(([127, 0, 0, 1], 0));
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .map_err(|e| Error::Io(format!("cannot start the async runtime: {e}")))?;
+        let proxy = runtime.block_on(Proxy::bind(cfg, opts))?;
+        let addr = proxy.local_addr()?;
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            runtime.block_on(async move {
+                // The terminal's Ctrl-C reaches the child; this process waits for the child instead of dying.
+                let ignore_interrupts = async {
+                    loop {
+                        if tokio::signal::ctrl_c().await.is_err() {
+                            break;
+                        }
+                    }
+                };
+                tokio::select! {
+                    r = proxy.run(async { let _ = stopped.await; }) => { if let Err(e) = r { tracing::error!(error = %e, "embedded proxy failed"); } }
+                    () = ignore_interrupts => {}
+                }
+            });
+        });
+        Ok(Embedded { addr, stop, thread })
+    }
+
+    fn stop(self) {
+        let _ = self.stop.send(());
+        let _ = self.thread.join();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn child_env_sets_every_contract_variable_once() {
+        let env = child_env("127.0.0.1:8787".parse().unwrap(), &SecretString::new("avt_x".into()), Path::new("/b.pem"));
+        let get = |k: &str| env.iter().filter(|(n, _)| n == k).map(|(_, v)| v.as_str()).collect::<Vec<_>>();
+        for k in ["HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy"] {
+            assert_eq!(get(k), vec!["http://agent:avt_x@127.0.0.1:8787"], "{k}");
+        }
+        assert_eq!(get("NO_PROXY"), vec!["localhost,127.0.0.1,::1"]);
+        assert_eq!(get("NODE_USE_ENV_PROXY"), vec!["1"]);
+        for k in CA_VARS {
+            assert_eq!(get(k), vec!["/b.pem"], "{k}");
+        }
+    }
+}

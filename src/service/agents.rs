@@ -1,0 +1,122 @@
+//! Agent identities: random tokens shown once, stored as SHA-256, carrying a workspace and group.
+
+use serde::Serialize;
+
+use super::secrets::check_name;
+use super::{Vault, record};
+use crate::audit::AuditEvent;
+use crate::crypto;
+use crate::error::{Error, Result};
+use crate::scope::Context;
+use crate::secret::SecretString;
+use crate::store::AgentRow;
+use crate::time::{now_ms, rfc3339};
+
+#[derive(Debug, Serialize)]
+pub struct AgentInfo {
+    pub id: String,
+    pub name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub workspace_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub group_id: Option<String>,
+    pub status: &'static str,
+    pub session: bool,
+    pub created_at: String,
+}
+
+/// A new agent with its token. The token exists only in this value and the agent's hands.
+pub struct AgentCreated {
+    pub info: AgentInfo,
+    pub token: SecretString,
+}
+
+impl Vault {
+    /// Creates an agent (or a `run` session) and returns its token once.
+    pub fn agent_create(&self, name: &str, ctx: Context, session: bool) -> Result<AgentCreated> {
+        check_name("agent name", name)?;
+        let token = SecretString::new(crypto::random_token("avt_")?);
+        let hash = crypto::sha256_hex(token.expose().as_bytes());
+        let id = crypto::random_id("agt_")?;
+        let row = AgentRow {
+            id: id.clone(),
+            name: name.to_owned(),
+            token_sha256: hash.clone(),
+            context: ctx,
+            created_ms: now_ms(),
+            revoked_ms: None,
+            session,
+        };
+        self.store.write(|tx| {
+            if !session && tx.list::<AgentRow>()?.iter().any(|a| a.name == name && a.revoked_ms.is_none() && !a.session)
+            {
+                return Err(Error::Conflict(format!("an active agent named {name} exists; revoke it first")));
+            }
+            tx.put(&id, &row)?;
+            tx.put_agent_token(&hash, &id)?;
+            let kind = if session { "agent.session" } else { "agent.create" };
+            let mut e = AuditEvent::new(kind).detail(format!("{name} ({})", row.context));
+            e.agent = Some(name.to_owned());
+            record(tx, e)
+        })?;
+        Ok(AgentCreated { info: agent_info(&row), token })
+    }
+
+    pub fn agents_list(&self) -> Result<Vec<AgentInfo>> {
+        let mut rows = self.store.read(|tx| tx.list::<AgentRow>())?;
+        rows.retain(|a| !a.session);
+        rows.sort_by(|a, b| (&a.name, a.created_ms).cmp(&(&b.name, b.created_ms)));
+        Ok(rows.iter().map(agent_info).collect())
+    }
+
+    /// The active (non-session) agent called `name`.
+    pub fn agent_by_name(&self, name: &str) -> Result<AgentInfo> {
+        let rows = self.store.read(|tx| tx.list::<AgentRow>())?;
+        rows.iter()
+            .find(|a| a.name == name && a.revoked_ms.is_none() && !a.session)
+            .map(agent_info)
+            .ok_or_else(|| Error::not_found("agent", name, "create one with `aivault agent create NAME`"))
+    }
+
+    /// Revokes an agent: its token stops working at the next request, even inside open tunnels.
+    pub fn agent_revoke(&self, name_or_id: &str) -> Result<AgentInfo> {
+        self.store.write(|tx| {
+            let mut row = tx
+                .list::<AgentRow>()?
+                .into_iter()
+                .find(|a| (a.name == name_or_id || a.id == name_or_id) && a.revoked_ms.is_none())
+                .ok_or_else(|| Error::not_found("agent", name_or_id, "list agents with `aivault agent list`"))?;
+            row.revoked_ms = Some(now_ms());
+            tx.put(&row.id.clone(), &row)?;
+            tx.delete_agent_token(&row.token_sha256)?;
+            let mut e = AuditEvent::new("agent.revoke").detail(row.name.clone());
+            e.agent = Some(row.name.clone());
+            record(tx, e)?;
+            Ok(agent_info(&row))
+        })
+    }
+
+    /// Deletes a `run` session when its child exits.
+    pub fn agent_session_end(&self, id: &str) -> Result<()> {
+        self.store.write(|tx| {
+            if let Some(row) = tx.get::<AgentRow>(id)? {
+                tx.delete::<AgentRow>(id)?;
+                tx.delete_agent_token(&row.token_sha256)?;
+                tx.bump_generation()?;
+            }
+            Ok(())
+        })
+    }
+}
+
+fn agent_info(a: &AgentRow) -> AgentInfo {
+    AgentInfo {
+        id: a.id.clone(),
+        name: a.name.clone(),
+        workspace_id: a.context.workspace_id.clone(),
+        group_id: a.context.group_id.clone(),
+        status: if a.revoked_ms.is_some() { "revoked" } else { "active" },
+        session: a.session,
+        created_at: rfc3339(a.created_ms),
+    }
+}

@@ -1,0 +1,109 @@
+//! curl through the proxy: injection, placeholders replaced, the contract's error codes.
+
+use crate::support::upstream::FakeUpstream;
+use crate::support::{SENTINEL, TestVault, run_client};
+
+/// A vault with a custom provider on api.example.com and an agent; returns (vault, upstream, token).
+pub fn setup() -> (TestVault, FakeUpstream, String) {
+    let up = FakeUpstream::start();
+    let v = TestVault::new();
+    let id = v.secret("MY_CUSTOM_KEY", SENTINEL, &[]);
+    v.ok(&[
+        "credential",
+        "create",
+        "my-api",
+        "--provider",
+        "my-api",
+        "--secret-ref",
+        &format!("vault:secret:{id}"),
+        "--auth",
+        "header",
+        "--host",
+        "api.example.com",
+    ]);
+    v.ok(&[
+        "capability",
+        "create",
+        "my-api/users",
+        "--provider",
+        "my-api",
+        "--method",
+        "GET",
+        "--method",
+        "POST",
+        "--path",
+        "/v1/users",
+        "--path",
+        "/sse",
+        "--host",
+        "api.example.com",
+    ]);
+    let token = v.agent("ci-agent", &[]);
+    (v, up, token)
+}
+
+pub fn proxy_args(up: &FakeUpstream, hosts: &[&str]) -> Vec<String> {
+    let mut args = vec!["--upstream-ca".to_owned(), up.ca_path.display().to_string()];
+    for h in hosts {
+        args.push("--resolve".into());
+        args.push(up.resolve(h));
+    }
+    args
+}
+
+pub fn curl(proxy_url: &str, ca: &str, extra: &[&str]) -> (i32, String, String) {
+    let mut c = std::process::Command::new("curl");
+    c.args(["-sS", "--max-time", "20", "--proxy", proxy_url, "--cacert", ca]).args(extra);
+    c.env_remove("HTTPS_PROXY").env_remove("https_proxy").env_remove("NO_PROXY").env_remove("no_proxy");
+    run_client(&mut c)
+}
+
+#[test]
+fn curl_gets_the_real_key_and_the_placeholder_is_gone() {
+    let (v, up, token) = setup();
+    let args = proxy_args(&up, &["api.example.com"]);
+    let p = v.proxy(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    let ca = v.ca_path();
+    let (code, out, err) = curl(
+        &p.url(&token),
+        &ca,
+        &[
+            "-H",
+            "Authorization: Bearer sk-placeholder",
+            "-H",
+            "X-Api-Key: junk",
+            "-H",
+            "X-Trace: 1",
+            "https://api.example.com/v1/users?page=2",
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("\"ok\":true"), "{out}");
+    assert!(!out.contains(SENTINEL));
+    let seen = up.last();
+    assert_eq!(seen.path_and_query, "/v1/users?page=2");
+    assert_eq!(seen.headers_named("authorization"), vec![format!("Bearer {SENTINEL}")]);
+    assert!(seen.header("x-api-key").is_none());
+    assert!(seen.header("proxy-authorization").is_none());
+    assert_eq!(seen.header("x-trace"), Some("1"));
+    assert_eq!(seen.authority, "api.example.com");
+    assert_eq!(seen.version, "HTTP/2.0", "the upstream offered h2, so the pooled client used it");
+    p.stop();
+    let audit = v.json(&["audit", "--agent", "ci-agent"]);
+    let rec = audit.as_array().unwrap().iter().find(|e| e["kind"] == "proxy.request").expect("request audited");
+    assert_eq!(rec["capability"], "my-api/users");
+    assert_eq!(rec["credential"], "my-api");
+    assert_eq!(rec["status"], 200);
+    assert_eq!(rec["path"], "/v1/users");
+    assert!(rec["bytes_out"].as_u64().unwrap() > 0);
+    assert!(!audit.to_string().contains(SENTINEL));
+    assert!(!p_logs_contains_secret(&v));
+}
+
+fn p_logs_contains_secret(v: &TestVault) -> bool {
+    std::fs::read_dir(v.dir.path())
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".stderr"))
+        .any(|e| std::fs::read_to_string(e.path()).unwrap_or_default().contains(SENTINEL))
+}
