@@ -48,6 +48,8 @@ pub async fn handle(
 }
 
 /// Checks the agent token against the current snapshot.
+// The error is the response to send, built once per refused request.
+#[allow(clippy::result_large_err)]
 pub fn authenticate(state: &ProxyState, headers: &http::HeaderMap) -> Result<Agent, Response<Body>> {
     let Some(token) = agent_auth::presented_token(headers) else {
         return Err(respond::error(407, "proxy_auth_required", "proxy authentication required: send the agent token"));

