@@ -11,5 +11,7 @@ mod invoke;
 mod proxy_clients;
 mod proxy_curl;
 mod proxy_errors;
+mod proxy_protocol;
+mod proxy_scope;
 mod proxy_strategies;
 mod registry_schema;

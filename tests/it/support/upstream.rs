@@ -126,9 +126,11 @@ impl FakeUpstream {
 type Body = BoxBody<Bytes, Infallible>;
 
 async fn handle(
-    req: Request<hyper::body::Incoming>,
+    mut req: Request<hyper::body::Incoming>,
     seen: Arc<Mutex<Vec<Recorded>>>,
 ) -> Result<Response<Body>, Infallible> {
+    let websocket_key = req.headers().get("sec-websocket-key").and_then(|v| v.to_str().ok()).map(str::to_owned);
+    let on_upgrade = websocket_key.as_ref().map(|_| hyper::upgrade::on(&mut req));
     let (parts, body) = req.into_parts();
     let body = body.collect().await.map(|b| b.to_bytes().to_vec()).unwrap_or_default();
     let path_and_query = parts.uri.path_and_query().map(|p| p.to_string()).unwrap_or_default();
@@ -153,6 +155,28 @@ async fn handle(
         g.push(rec.clone());
     }
     let path = parts.uri.path();
+    if let (Some(key), Some(on_upgrade)) = (websocket_key, on_upgrade) {
+        // Echo every byte back once upgraded (enough to prove the splice both ways).
+        tokio::spawn(async move {
+            if let Ok(upgraded) = on_upgrade.await {
+                let mut io = TokioIo::new(upgraded);
+                let (mut r, mut w) = tokio::io::split(&mut io);
+                let _ = tokio::io::copy(&mut r, &mut w).await;
+            }
+        });
+        use base64::Engine as _;
+        let digest = ring::digest::digest(
+            &ring::digest::SHA1_FOR_LEGACY_USE_ONLY,
+            format!("{key}258EAFA5-E914-47DA-95CA-C5AB0DC85B11").as_bytes(),
+        );
+        let accept = base64::engine::general_purpose::STANDARD.encode(digest.as_ref());
+        let mut resp = Response::new(full(String::new()));
+        *resp.status_mut() = hyper::StatusCode::SWITCHING_PROTOCOLS;
+        resp.headers_mut().insert("upgrade", "websocket".parse().expect("h"));
+        resp.headers_mut().insert("connection", "Upgrade".parse().expect("h"));
+        resp.headers_mut().insert("sec-websocket-accept", accept.parse().expect("h"));
+        return Ok(resp);
+    }
     if path.starts_with("/sse") {
         let stream = async_stream(5, Duration::from_millis(150));
         let mut resp = Response::new(stream);
