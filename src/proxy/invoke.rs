@@ -81,11 +81,15 @@ pub fn run(cfg: &Config, net: &UpstreamConfig, req: InvokeRequest) -> Result<Inv
     if let Err(denial) = snapshot.check_capability(&req.capability, &method, &raw_path) {
         return Err(Error::Denied {
             code: denial.code(),
-            message: format!("{}: {}", req.capability, denial.message()),
+            message: format!("{}: {}: {}", denial.code(), req.capability, denial.message()),
         });
     }
-    let (host, port) = snapshot.invoke_host(&req.capability, &req.ctx)?;
-    let resolved = snapshot.resolve(vault.key(), &req.capability, &host, port, &req.ctx)?;
+    let with_code = |e: Error| match e {
+        Error::Denied { code, message } => Error::Denied { code, message: format!("{code}: {message}") },
+        other => other,
+    };
+    let (host, port) = snapshot.invoke_host(&req.capability, &req.ctx).map_err(with_code)?;
+    let resolved = snapshot.resolve(vault.key(), &req.capability, &host, port, &req.ctx).map_err(with_code)?;
     let credential = resolved.credential_id.clone();
     drop(resolved);
     let mut summary = InvokeSummary {
@@ -146,6 +150,7 @@ pub fn run(cfg: &Config, net: &UpstreamConfig, req: InvokeRequest) -> Result<Inv
                 .and_then(|v| v.get("message").and_then(|m| m.as_str()).map(str::to_owned))
                 .unwrap_or_default();
             let code: &'static str = crate::proxy::error_code(&code);
+            let message = format!("{code}: {message}");
             return Err(if status == 403 || status == 407 {
                 Error::Denied { code, message }
             } else {

@@ -86,13 +86,14 @@ fn policy_check_on_invoke_says_why() {
     assert_eq!(v.json(&["invoke", "my-api/users", "--method", "GET", "--dry-run"])["allowed"], true);
     let (code, err) = v.fails(&["invoke", "my-api/orders", "--method", "POST", "--dry-run"]);
     assert_eq!(code, 5);
-    assert!(err.contains("capability_denied") || err.contains("no capability allows POST"), "{err}");
+    assert!(err.contains("capability_denied") && err.contains("no capability allows POST"), "{err}");
     let (_, err) = v.fails(&["invoke", "my-api/users", "--method", "GET", "--path", "/v1/usersX", "--dry-run"]);
     assert!(err.contains("/v1/usersX"), "{err}");
     let (_, err) = v.fails(&["invoke", "my-api/users", "--method", "GET", "--path", "/v1/users/../admin", "--dry-run"]);
     assert!(err.contains("'.' or '..'"), "{err}");
     let (_, err) = v.fails(&["invoke", "my-api/users", "--dry-run"]);
     assert!(err.contains("pass --method"), "{err}");
-    let (_, err) = v.fails(&["invoke", "openai/models", "--dry-run"]);
-    assert!(err.contains("no credential"), "{err}");
+    let (code, err) = v.fails(&["invoke", "openai/models", "--dry-run"]);
+    assert_eq!(code, 5);
+    assert!(err.contains("no_credential") && err.contains("no credential"), "{err}");
 }

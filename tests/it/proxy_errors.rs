@@ -59,6 +59,14 @@ fn host_not_allowed_403() {
     let p = v.proxy(&args.iter().map(String::as_str).collect::<Vec<_>>());
     let (status, headers, body) = raw_exchange(p.addr, &connect_req("unknown.example.net:443", Some(&token)));
     assert_error(status, &headers, &body, 403, "host_not_allowed");
+    // Plain http:// to a capability host never carries the secret (capabilities mean https unless
+    // created for an explicit :80).
+    let (status, headers, body) = raw_exchange(
+        p.addr,
+        format!("GET http://api.example.com/v1/users HTTP/1.1\r\nHost: api.example.com\r\nProxy-Authorization: Bearer {token}\r\n\r\n").as_bytes(),
+    );
+    assert_error(status, &headers, &body, 403, "host_not_allowed");
+    assert!(up.requests().is_empty());
     let (status, headers, body) = raw_exchange(
         p.addr,
         format!("GET http://unknown.example.net/x HTTP/1.1\r\nHost: unknown.example.net\r\nProxy-Authorization: Bearer {token}\r\n\r\n").as_bytes(),

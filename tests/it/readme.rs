@@ -1,0 +1,32 @@
+//! The README quickstart runs verbatim (with api.example.com pointed at the fake upstream).
+
+use crate::support::upstream::FakeUpstream;
+use crate::support::{TestVault, run_client};
+
+#[test]
+fn readme_quickstart_runs_as_written() {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let block = readme
+        .split("<!-- readme-quickstart:start -->")
+        .nth(1)
+        .and_then(|rest| rest.split("<!-- readme-quickstart:end -->").next())
+        .expect("quickstart markers");
+    let script = block.trim().trim_start_matches("```bash").trim_end_matches("```");
+    let up = FakeUpstream::start();
+    let v = TestVault::new();
+    let bin_dir = assert_cmd::cargo::cargo_bin("aivault").parent().unwrap().to_path_buf();
+    let mut cmd = std::process::Command::new("bash");
+    cmd.args(["-euo", "pipefail", "-c", script]);
+    cmd.env_clear()
+        .env("PATH", format!("{}:{}", bin_dir.display(), std::env::var("PATH").unwrap_or_default()))
+        .env("HOME", v.dir.path())
+        .env("TMPDIR", v.dir.path())
+        .env("AIVAULT_RESOLVE", up.resolve("api.example.com"))
+        .env("AIVAULT_UPSTREAM_CA", &up.ca_path);
+    let (code, out, err) = run_client(&mut cmd);
+    assert_eq!(code, 0, "README quickstart failed:\n{out}\n{err}");
+    assert!(out.contains("Credential auto-provisioned: openai (17 capabilities enabled)"), "{out}");
+    assert!(out.contains("\"ok\":true"), "{out}");
+    assert_eq!(up.last().headers_named("authorization"), vec!["Bearer my-key"]);
+    assert!(out.contains("secret.create"), "{out}");
+}
