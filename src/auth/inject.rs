@@ -83,13 +83,10 @@ pub fn strip(target: &mut Target, auth: &AuthConfig) {
         target.headers.remove(h.as_str());
     }
     if matches!(auth, AuthConfig::AwsSigv4 { .. }) {
-        let names: Vec<HeaderName> =
-            target.headers.keys().filter(|k| k.as_str().starts_with("x-amz-")).cloned().collect();
-        for n in names {
-            if n.as_str() != "x-amz-content-sha256" && !n.as_str().starts_with("x-amz-meta-") {
-                target.headers.remove(n);
-            }
-        }
+        // Whatever the agent signed with goes: its Authorization, date and token headers (owned
+        // headers above) and a presigned URL's query parameters. Other x-amz-* headers are
+        // request data (x-amz-target, x-amz-acl, checksums) and stay, to be signed again.
+        target.query = super::sigv4::strip_presign(target.query.as_deref());
     }
     let owned = auth.owned_query_params();
     if !owned.is_empty() {

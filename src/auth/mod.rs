@@ -9,6 +9,7 @@
 
 pub mod inject;
 mod material;
+pub mod sigv4;
 mod template;
 
 use std::collections::BTreeSet;

@@ -40,6 +40,9 @@ pub struct ProxyArgs {
     /// Most agent connections served at once (more wait to be accepted).
     #[arg(long, default_value_t = 4096)]
     pub max_connections: usize,
+    /// Largest request body buffered to hash it for an AWS SigV4 signature (413 past it).
+    #[arg(long, default_value_t = 64 * 1024 * 1024)]
+    pub sigv4_max_body_bytes: usize,
 }
 
 impl ProxyArgs {
@@ -55,6 +58,7 @@ impl ProxyArgs {
         opts.max_header_bytes = self.max_header_bytes;
         opts.idle_timeout = Duration::from_secs(self.idle_timeout.max(1));
         opts.max_connections = self.max_connections.max(1);
+        opts.limits.sigv4_max_body = self.sigv4_max_body_bytes;
         Ok(opts)
     }
 }

@@ -115,8 +115,13 @@ pub fn run(cfg: &Config, net: &UpstreamConfig, req: InvokeRequest) -> Result<Inv
     let key = vault.into_key();
     let (status, headers, body) = runtime.block_on(async move {
         let (audit, writer) = AuditSink::spawn(store_path, lock_wait);
-        let shared =
-            Shared { key, snapshot: SnapshotCell::new(snapshot), upstream: Upstream::new(net.clone())?, audit };
+        let shared = Shared {
+            key,
+            snapshot: SnapshotCell::new(snapshot),
+            upstream: Upstream::new(net.clone())?,
+            audit,
+            limits: super::pipeline::Limits::default(),
+        };
         let mut request = Request::builder().method(method.as_str()).uri(path.as_str());
         for (k, v) in &req.headers {
             let name =

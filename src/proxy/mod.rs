@@ -14,6 +14,7 @@ pub mod outer;
 pub mod pipeline;
 pub mod respond;
 pub mod server;
+pub mod sign;
 pub mod tunnel;
 pub mod upstream;
 pub mod websocket;
@@ -40,6 +41,7 @@ pub const ERROR_CODES: &[&str] = &[
     "request_too_large",
     "oauth_refresh_failed",
     "misdirected_request",
+    "unsupported_payload_signing",
 ];
 
 /// Maps a code string back to its static spelling (unknown codes become `upstream_error`).

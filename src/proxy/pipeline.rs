@@ -53,6 +53,20 @@ pub struct Shared {
     pub snapshot: SnapshotCell,
     pub upstream: Upstream,
     pub audit: AuditSink,
+    pub limits: Limits,
+}
+
+/// Per-request limits.
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    /// The largest body buffered to compute a SigV4 payload hash.
+    pub sigv4_max_body: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits { sigv4_max_body: 64 * 1024 * 1024 }
+    }
 }
 
 /// Who is asking, as established by proxy authentication (or the CLI for `invoke`).
@@ -75,11 +89,31 @@ pub struct Destination {
 /// Handles one request end to end.
 pub async fn handle(shared: &Shared, caller: &Caller, dest: &Destination, req: Request<Body>) -> Response<Body> {
     let (parts, body) = req.into_parts();
-    match prepare(shared, caller, dest, parts) {
-        // 5–7. Re-originate, stream back, audit.
-        Ok(p) => forward(shared, dest, p.method, &p.target, body, p.event, p.started).await,
-        Err(denied) => denied,
-    }
+    let mut p = match prepare(shared, caller, dest, parts) {
+        Ok(p) => p,
+        Err(denied) => return denied,
+    };
+    // 4b. SigV4 signs the request exactly as it will leave (buffering the body only if it must).
+    let body = match p.sign.take() {
+        Some(job) => {
+            match super::sign::sign(job, dest, &p.method, &mut p.target, body, shared.limits.sigv4_max_body).await {
+                Ok(body) => body,
+                Err(resp) => {
+                    let code = resp
+                        .headers()
+                        .get(respond::ERROR_HEADER)
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or("error")
+                        .to_owned();
+                    finish(&shared.audit, p.event, p.started, Some(resp.status().as_u16()), &code, 0, 0);
+                    return resp;
+                }
+            }
+        }
+        None => body,
+    };
+    // 5–7. Re-originate, stream back, audit.
+    forward(shared, dest, p.method, &p.target, body, p.event, p.started).await
 }
 
 /// A request that passed phases 1–4: allowed, credential resolved, agent auth stripped, real
@@ -89,6 +123,8 @@ pub struct Prepared {
     pub target: Target,
     pub event: AuditEvent,
     pub started: Instant,
+    /// Set for SigV4 credentials: the signature is computed once the body is known.
+    pub sign: Option<super::sign::SigV4Job>,
 }
 
 /// Phases 1–4. A refusal is returned as the response to send (already audited).
@@ -142,6 +178,7 @@ pub fn prepare(
     // 3. Strip every agent-supplied auth-class header and whatever the strategy owns.
     let mut target =
         Target { path: raw_path.clone(), query: parts.uri.query().map(str::to_owned), headers: parts.headers };
+    let agent_signed = super::sign::agent_signed_headers(&target.headers);
     inject::strip(&mut target, &resolved.auth);
     if target.path != match_path && !matches!(resolved.auth, AuthConfig::Path { .. }) {
         target.path = match_path;
@@ -149,17 +186,17 @@ pub fn prepare(
     event.path = Some(target.path_for_audit(&resolved.auth));
 
     // 4. Inject. The decrypted material is dropped (zeroized) right after.
-    let injected = apply_strategy(&mut target, &resolved.auth, &resolved.material);
+    let injected = apply_strategy(&mut target, &resolved.auth, &resolved.material, dest, agent_signed);
     drop(resolved.material);
-    if let Err(e) = injected {
-        return Err(deny(
-            event,
-            respond::error(502, "credential_unavailable", &e.to_string()),
-            "credential_unavailable",
-        ));
-    }
+    let sign = match injected {
+        Ok(sign) => sign,
+        Err(e) => {
+            let resp = respond::error(502, "credential_unavailable", &e.to_string());
+            return Err(deny(event, resp, "credential_unavailable"));
+        }
+    };
     event.path = Some(target.path_for_audit(&resolved.auth));
-    Ok(Prepared { method: parts.method, target, event, started })
+    Ok(Prepared { method: parts.method, target, event, started, sign })
 }
 
 /// Forwards a request for a host no capability names (`--unmatched tunnel`, absolute-form):
@@ -240,8 +277,14 @@ async fn forward(
 }
 
 /// Header-, query-, path- and basic-style strategies inject directly; OAuth2 uses a stored
-/// access token; SigV4 has its own signing stage.
-fn apply_strategy(target: &mut Target, auth: &AuthConfig, material: &crate::auth::Material) -> Result<(), AuthError> {
+/// access token; SigV4 returns a signing job for the stage after the body is known.
+fn apply_strategy(
+    target: &mut Target,
+    auth: &AuthConfig,
+    material: &crate::auth::Material,
+    dest: &Destination,
+    agent_signed: Vec<String>,
+) -> Result<Option<super::sign::SigV4Job>, AuthError> {
     match auth {
         AuthConfig::Oauth2 { .. } => {
             let token = material.field("access_token").ok_or_else(|| {
@@ -256,12 +299,21 @@ fn apply_strategy(target: &mut Target, auth: &AuthConfig, material: &crate::auth
                 header_name: "authorization".into(),
                 value_template: "Bearer {{access_token}}".into(),
             };
-            inject::inject(target, &header, material)
+            inject::inject(target, &header, material).map(|()| None)
         }
-        AuthConfig::AwsSigv4 { .. } => Err(AuthError::InvalidConfig(
-            "AWS SigV4 re-signing is not available in this build; the request was not sent".into(),
-        )),
-        _ => inject::inject(target, auth, material),
+        AuthConfig::AwsSigv4 { service, region } => {
+            let field =
+                |name: &str| material.field(name).cloned().ok_or_else(|| AuthError::MissingField(name.to_owned()));
+            Ok(Some(super::sign::SigV4Job {
+                access_key_id: field("access_key_id")?,
+                secret_access_key: field("secret_access_key")?,
+                session_token: material.field("session_token").filter(|t| !t.expose().is_empty()).cloned(),
+                region: crate::auth::sigv4::region_from_host(&dest.host).unwrap_or(region).to_owned(),
+                service: crate::auth::aws_signing_name(service).to_owned(),
+                agent_signed,
+            }))
+        }
+        _ => inject::inject(target, auth, material).map(|()| None),
     }
 }
 
@@ -327,8 +379,10 @@ fn build_upstream_request(
         .map_err(|_| "the request target is not a valid URI".to_owned())?;
     let mut headers = target.headers.clone();
     strip_hop_by_hop(&mut headers);
-    // The pooled client sets Host (HTTP/1.1) or :authority (HTTP/2) from the URI.
+    // The pooled client sets Host (HTTP/1.1) or :authority (HTTP/2) from the URI. `Expect` was
+    // answered to the agent by this proxy; the upstream gets the body directly.
     headers.remove(http::header::HOST);
+    headers.remove(http::header::EXPECT);
     let mut req = Request::new(body);
     *req.method_mut() = method;
     *req.uri_mut() = uri;

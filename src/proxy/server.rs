@@ -39,6 +39,7 @@ pub struct ProxyOptions {
     pub handshake_timeout: Duration,
     pub max_connections: usize,
     pub shutdown_grace: Duration,
+    pub limits: super::pipeline::Limits,
 }
 
 impl ProxyOptions {
@@ -52,6 +53,7 @@ impl ProxyOptions {
             handshake_timeout: Duration::from_secs(10),
             max_connections: 4096,
             shutdown_grace: Duration::from_secs(10),
+            limits: super::pipeline::Limits::default(),
         }
     }
 }
@@ -126,6 +128,7 @@ impl Proxy {
             snapshot: SnapshotCell::new(snapshot),
             upstream: Upstream::new(opts.upstream.clone())?,
             audit,
+            limits: opts.limits,
         };
         let (shutdown_tx, shutdown) = watch::channel(false);
         let state = Arc::new(ProxyState {
