@@ -9,6 +9,7 @@
 
 pub mod inject;
 mod material;
+pub mod oauth2;
 pub mod sigv4;
 mod template;
 

@@ -4,6 +4,7 @@ mod agent;
 mod capability;
 mod credential;
 mod misc;
+mod oauth;
 mod proxy;
 pub mod render;
 mod secrets;
@@ -64,6 +65,9 @@ pub enum Command {
     /// The local certificate authority agents trust.
     #[command(subcommand)]
     Ca(agent::CaCmd),
+    /// Obtain or import OAuth2 tokens for a credential.
+    #[command(subcommand)]
+    Oauth(oauth::OAuthCmd),
     /// Re-wrap every data key under a new master key, atomically.
     RotateMaster(misc::RotateMasterArgs),
     /// Show the audit log, newest first.
@@ -98,6 +102,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Run(args) => proxy::run(&cfg, args),
         Command::Agent(cmd) => agent::run_agent(&cfg, out, cmd),
         Command::Ca(cmd) => agent::run_ca(&cfg, out, cmd),
+        Command::Oauth(cmd) => oauth::run(&cfg, out, cmd),
         Command::RotateMaster(args) => misc::rotate_master(&cfg, out, &args),
         Command::Audit(args) => misc::audit(&cfg, out, &args),
     }

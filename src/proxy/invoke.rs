@@ -121,6 +121,7 @@ pub fn run(cfg: &Config, net: &UpstreamConfig, req: InvokeRequest) -> Result<Inv
             upstream: Upstream::new(net.clone())?,
             audit,
             limits: super::pipeline::Limits::default(),
+            oauth: super::oauth::TokenManager::new(Some(cfg.clone())),
         };
         let mut request = Request::builder().method(method.as_str()).uri(path.as_str());
         for (k, v) in &req.headers {

@@ -10,6 +10,7 @@ pub mod body;
 pub mod guard;
 pub mod invoke;
 pub mod mitm;
+pub mod oauth;
 pub mod outer;
 pub mod pipeline;
 pub mod respond;

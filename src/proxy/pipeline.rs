@@ -13,14 +13,17 @@ use http_body_util::BodyExt as _;
 
 use super::audit_sink::AuditSink;
 use super::body::{Counted, OnDone};
+use super::oauth::OAuthJob;
 use super::respond;
 use super::upstream::{Body, Upstream, UpstreamError};
 use crate::audit::AuditEvent;
 use crate::auth::inject::{self, Target};
+use crate::auth::oauth2::OAuthError;
 use crate::auth::{AuthConfig, AuthError};
 use crate::crypto::MasterKey;
 use crate::policy::{Decision, Denial};
 use crate::scope::Context;
+use crate::secret::SecretString;
 use crate::service::Snapshot;
 
 /// The current snapshot, swapped atomically when the vault changes.
@@ -54,6 +57,7 @@ pub struct Shared {
     pub upstream: Upstream,
     pub audit: AuditSink,
     pub limits: Limits,
+    pub oauth: super::oauth::TokenManager,
 }
 
 /// Per-request limits.
@@ -93,24 +97,21 @@ pub async fn handle(shared: &Shared, caller: &Caller, dest: &Destination, req: R
         Ok(p) => p,
         Err(denied) => return denied,
     };
-    // 4b. SigV4 signs the request exactly as it will leave (buffering the body only if it must).
-    let body = match p.sign.take() {
-        Some(job) => {
+    // 4b. SigV4 signs the request exactly as it will leave (buffering the body only if it must);
+    // OAuth2 obtains a current access token (and may replay once after a 401).
+    let body = match std::mem::replace(&mut p.deferred, Deferred::None) {
+        Deferred::SigV4(job) => {
             match super::sign::sign(job, dest, &p.method, &mut p.target, body, shared.limits.sigv4_max_body).await {
                 Ok(body) => body,
                 Err(resp) => {
-                    let code = resp
-                        .headers()
-                        .get(respond::ERROR_HEADER)
-                        .and_then(|v| v.to_str().ok())
-                        .unwrap_or("error")
-                        .to_owned();
+                    let code = error_code_of(&resp);
                     finish(&shared.audit, p.event, p.started, Some(resp.status().as_u16()), &code, 0, 0);
                     return resp;
                 }
             }
         }
-        None => body,
+        Deferred::OAuth(job) => return oauth_forward(shared, dest, p, body, job).await,
+        Deferred::None => body,
     };
     // 5–7. Re-originate, stream back, audit.
     forward(shared, dest, p.method, &p.target, body, p.event, p.started).await
@@ -123,8 +124,8 @@ pub struct Prepared {
     pub target: Target,
     pub event: AuditEvent,
     pub started: Instant,
-    /// Set for SigV4 credentials: the signature is computed once the body is known.
-    pub sign: Option<super::sign::SigV4Job>,
+    /// SigV4 signing or an OAuth2 token, done once the body and network are at hand.
+    pub deferred: Deferred,
 }
 
 /// Phases 1–4. A refusal is returned as the response to send (already audited).
@@ -186,17 +187,18 @@ pub fn prepare(
     event.path = Some(target.path_for_audit(&resolved.auth));
 
     // 4. Inject. The decrypted material is dropped (zeroized) right after.
-    let injected = apply_strategy(&mut target, &resolved.auth, &resolved.material, dest, agent_signed);
-    drop(resolved.material);
-    let sign = match injected {
+    let injected = apply_strategy(&mut target, &resolved, dest, agent_signed);
+    let auth = resolved.auth.clone();
+    drop(resolved);
+    let deferred = match injected {
         Ok(sign) => sign,
         Err(e) => {
             let resp = respond::error(502, "credential_unavailable", &e.to_string());
             return Err(deny(event, resp, "credential_unavailable"));
         }
     };
-    event.path = Some(target.path_for_audit(&resolved.auth));
-    Ok(Prepared { method: parts.method, target, event, started, sign })
+    event.path = Some(target.path_for_audit(&auth));
+    Ok(Prepared { method: parts.method, target, event, started, deferred })
 }
 
 /// Forwards a request for a host no capability names (`--unmatched tunnel`, absolute-form):
@@ -229,31 +231,47 @@ async fn forward(
     event: AuditEvent,
     started: Instant,
 ) -> Response<Body> {
-    let deny = |event: AuditEvent, resp: Response<Body>, outcome: &str| {
-        finish(&shared.audit, event, started, Some(resp.status().as_u16()), outcome, 0, 0);
-        resp
-    };
     let bytes_in = Arc::new(AtomicU64::new(0));
-    let upstream_req = match build_upstream_request(dest, method, target, Counted::new(body, bytes_in.clone()).boxed())
-    {
-        Ok(r) => r,
-        Err(msg) => return deny(event, respond::error(400, "bad_request", &msg), "bad_request"),
-    };
-    let response = match shared.upstream.send(upstream_req).await {
-        Ok(r) => r,
-        Err(UpstreamError::Blocked(msg)) => {
-            return deny(event, respond::error(403, "destination_blocked", &msg), "destination_blocked");
+    match send(shared, dest, method, target, Counted::new(body, bytes_in.clone()).boxed()).await {
+        Ok(response) => relay(shared, response, event, started, bytes_in),
+        Err(refused) => {
+            let code = error_code_of(&refused);
+            finish(&shared.audit, event, started, Some(refused.status().as_u16()), &code, 0, 0);
+            refused
         }
-        Err(UpstreamError::Timeout) => {
-            let resp = respond::error(504, "upstream_timeout", &format!("{} did not answer in time", dest.host));
-            return deny(event, resp, "upstream_timeout");
-        }
-        Err(UpstreamError::Failed(msg)) => {
-            return deny(event, respond::error(502, "upstream_error", &msg), "upstream_error");
-        }
-    };
+    }
+}
 
-    // 6. Stream the response back as it arrives; 7. audit when the body ends.
+/// Step 5: guard and re-originate. A refusal comes back as the response to send.
+async fn send(
+    shared: &Shared,
+    dest: &Destination,
+    method: http::Method,
+    target: &Target,
+    body: Body,
+) -> Result<Response<hyper::body::Incoming>, Response<Body>> {
+    let upstream_req = match build_upstream_request(dest, method, target, body) {
+        Ok(r) => r,
+        Err(msg) => return Err(respond::error(400, "bad_request", &msg)),
+    };
+    match shared.upstream.send(upstream_req).await {
+        Ok(r) => Ok(r),
+        Err(UpstreamError::Blocked(msg)) => Err(respond::error(403, "destination_blocked", &msg)),
+        Err(UpstreamError::Timeout) => {
+            Err(respond::error(504, "upstream_timeout", &format!("{} did not answer in time", dest.host)))
+        }
+        Err(UpstreamError::Failed(msg)) => Err(respond::error(502, "upstream_error", &msg)),
+    }
+}
+
+/// Steps 6–7: stream the response back as it arrives; audit when the body ends.
+fn relay(
+    shared: &Shared,
+    response: Response<hyper::body::Incoming>,
+    event: AuditEvent,
+    started: Instant,
+    bytes_in: Arc<AtomicU64>,
+) -> Response<Body> {
     let status = response.status().as_u16();
     let (mut head, body) = response.into_parts();
     strip_hop_by_hop(&mut head.headers);
@@ -262,49 +280,111 @@ async fn forward(
     let audit = shared.audit.clone();
     let done = OnDone::new(counted, move |complete| {
         let outcome = if complete { "ok" } else { "client_closed" };
-        finish(
-            &audit,
-            event,
-            started,
-            Some(status),
-            outcome,
-            bytes_in.load(Ordering::Relaxed),
-            bytes_out.load(Ordering::Relaxed),
-        );
+        let (up, down) = (bytes_in.load(Ordering::Relaxed), bytes_out.load(Ordering::Relaxed));
+        finish(&audit, event, started, Some(status), outcome, up, down);
     });
     head.version = Version::HTTP_11;
     Response::from_parts(head, done.boxed())
+}
+
+fn error_code_of(resp: &Response<Body>) -> String {
+    resp.headers().get(respond::ERROR_HEADER).and_then(|v| v.to_str().ok()).unwrap_or("error").to_owned()
+}
+
+/// The largest request body kept in memory so an OAuth request can be replayed after a 401.
+const REPLAY_LIMIT: u64 = 1024 * 1024;
+
+/// 4c + 5–7 for OAuth2: inject a current access token; on a 401, force one refresh and replay
+/// the request once if its body could be kept.
+async fn oauth_forward(shared: &Shared, dest: &Destination, p: Prepared, body: Body, job: OAuthJob) -> Response<Body> {
+    let Prepared { method, mut target, mut event, started, .. } = p;
+    let fail = |event: AuditEvent, e: OAuthError| {
+        event_detail_finish(shared, event, started, &e);
+        let body = serde_json::json!({
+            "error": "oauth_refresh_failed",
+            "message": format!("refreshing the OAuth2 access token failed: {e}"),
+            "oauth_error": e.code,
+        });
+        let mut resp = respond::error(502, "oauth_refresh_failed", "");
+        *resp.body_mut() = respond::full(body.to_string());
+        resp
+    };
+    let (replay, mut body) = match http_body::Body::size_hint(&body).exact() {
+        Some(n) if n <= REPLAY_LIMIT => match body.collect().await {
+            Ok(b) => {
+                let bytes = b.to_bytes();
+                (Some(bytes.clone()), respond::full(bytes))
+            }
+            Err(e) => return respond::error(400, "bad_request", &format!("reading the request body failed: {e}")),
+        },
+        _ => (None, body),
+    };
+    let mut token = match shared.oauth.token(&shared.upstream, &job, None).await {
+        Ok(t) => t,
+        Err(e) => return fail(event, e),
+    };
+    for attempt in 0..2 {
+        if let Err(e) = set_bearer(&mut target, &token) {
+            return fail(event, e);
+        }
+        let bytes_in = Arc::new(AtomicU64::new(0));
+        let response =
+            match send(shared, dest, method.clone(), &target, Counted::new(body, bytes_in.clone()).boxed()).await {
+                Ok(r) => r,
+                Err(refused) => {
+                    let code = error_code_of(&refused);
+                    finish(&shared.audit, event, started, Some(refused.status().as_u16()), &code, 0, 0);
+                    return refused;
+                }
+            };
+        let retry = attempt == 0 && response.status() == http::StatusCode::UNAUTHORIZED;
+        let Some(bytes) = replay.as_ref().filter(|_| retry) else {
+            return relay(shared, response, event, started, bytes_in);
+        };
+        drop(response);
+        event.detail = Some("upstream answered 401; refreshed the token and replayed once".into());
+        token = match shared.oauth.token(&shared.upstream, &job, Some(token.expose())).await {
+            Ok(t) => t,
+            Err(e) => return fail(event, e),
+        };
+        body = respond::full(bytes.clone());
+    }
+    respond::error(502, "upstream_error", "the upstream rejected the refreshed token")
+}
+
+fn set_bearer(target: &mut Target, token: &SecretString) -> Result<(), OAuthError> {
+    let mut v = http::HeaderValue::from_str(&format!("Bearer {}", token.expose()))
+        .map_err(|_| OAuthError::new("invalid_token", "the access token is not a valid header value"))?;
+    v.set_sensitive(true);
+    target.headers.insert(http::header::AUTHORIZATION, v);
+    Ok(())
+}
+
+fn event_detail_finish(shared: &Shared, mut event: AuditEvent, started: Instant, e: &OAuthError) {
+    event.detail = Some(format!("oauth error {}", e.code));
+    finish(&shared.audit, event, started, Some(502), "oauth_refresh_failed", 0, 0);
 }
 
 /// Header-, query-, path- and basic-style strategies inject directly; OAuth2 uses a stored
 /// access token; SigV4 returns a signing job for the stage after the body is known.
 fn apply_strategy(
     target: &mut Target,
-    auth: &AuthConfig,
-    material: &crate::auth::Material,
+    resolved: &crate::service::ResolvedCredential,
     dest: &Destination,
     agent_signed: Vec<String>,
-) -> Result<Option<super::sign::SigV4Job>, AuthError> {
+) -> Result<Deferred, AuthError> {
+    let (auth, material) = (&resolved.auth, &resolved.material);
     match auth {
         AuthConfig::Oauth2 { .. } => {
-            let token = material.field("access_token").ok_or_else(|| {
-                AuthError::InvalidConfig(
-                    "the OAuth2 credential holds no access token yet; connect it or paste tokens first".into(),
-                )
-            })?;
-            if token.expose().is_empty() {
-                return Err(AuthError::MissingField("access_token".into()));
+            match OAuthJob::from_material(&resolved.credential_id, &resolved.secrets, auth, material) {
+                Ok(job) => Ok(Deferred::OAuth(job)),
+                Err(e) => Err(AuthError::InvalidConfig(e.to_string())),
             }
-            let header = AuthConfig::Header {
-                header_name: "authorization".into(),
-                value_template: "Bearer {{access_token}}".into(),
-            };
-            inject::inject(target, &header, material).map(|()| None)
         }
         AuthConfig::AwsSigv4 { service, region } => {
             let field =
                 |name: &str| material.field(name).cloned().ok_or_else(|| AuthError::MissingField(name.to_owned()));
-            Ok(Some(super::sign::SigV4Job {
+            Ok(Deferred::SigV4(super::sign::SigV4Job {
                 access_key_id: field("access_key_id")?,
                 secret_access_key: field("secret_access_key")?,
                 session_token: material.field("session_token").filter(|t| !t.expose().is_empty()).cloned(),
@@ -313,8 +393,15 @@ fn apply_strategy(
                 agent_signed,
             }))
         }
-        _ => inject::inject(target, auth, material).map(|()| None),
+        _ => inject::inject(target, auth, material).map(|()| Deferred::None),
     }
+}
+
+/// Work that waits until the body and the network are available.
+pub enum Deferred {
+    None,
+    SigV4(super::sign::SigV4Job),
+    OAuth(OAuthJob),
 }
 
 fn denial_response(d: &Denial) -> Response<Body> {

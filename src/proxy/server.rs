@@ -129,6 +129,7 @@ impl Proxy {
             upstream: Upstream::new(opts.upstream.clone())?,
             audit,
             limits: opts.limits,
+            oauth: super::oauth::TokenManager::new(Some(config.clone())),
         };
         let (shutdown_tx, shutdown) = watch::channel(false);
         let state = Arc::new(ProxyState {

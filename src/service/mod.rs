@@ -9,6 +9,7 @@ pub mod ca;
 mod capabilities;
 mod credentials;
 mod keys;
+pub mod oauth;
 pub mod resolve;
 mod secrets;
 

@@ -49,6 +49,8 @@ pub struct ResolvedCredential {
     pub level: Level,
     /// Set when a capability binding supplied the secret.
     pub binding_secret: Option<String>,
+    /// The secrets read, with the version each was at (OAuth token state follows these).
+    pub secrets: Vec<(String, u32)>,
     pub material: Material,
 }
 
@@ -207,8 +209,10 @@ impl Snapshot {
             Resolved::Credential { id, level } => {
                 let (row, _) = self.credentials.get(id).ok_or_else(|| unavailable(id))?;
                 let mut material = Material::default();
+                let mut secrets = Vec::new();
                 for (field, secret_id) in &row.secrets {
                     let secret = self.secrets.get(secret_id).ok_or_else(|| unavailable(&row.id))?;
+                    secrets.push((secret.id.clone(), secret.version));
                     let plain = crypto::open(key, &super::secret_aad(secret), &secret.sealed)
                         .map_err(|_| unavailable(&row.id))?;
                     material.add(field, &plain);
@@ -219,6 +223,7 @@ impl Snapshot {
                     auth: row.auth.clone(),
                     level,
                     binding_secret: None,
+                    secrets,
                     material,
                 })
             }
@@ -255,6 +260,7 @@ impl Snapshot {
                     auth,
                     level,
                     binding_secret: Some(secret_id.to_owned()),
+                    secrets: vec![(secret.id.clone(), secret.version)],
                     material,
                 })
             }

@@ -9,6 +9,7 @@ mod cli_credentials;
 mod cli_errors;
 mod cli_secrets;
 mod invoke;
+mod oauth;
 mod proxy_bad_input;
 mod proxy_clients;
 mod proxy_curl;

@@ -115,7 +115,8 @@ fn no_credential_403() {
 #[test]
 fn credential_unavailable_502() {
     let (v, up, token) = setup();
-    let id = v.secret("OAUTH_JSON", r#"{"client_id":"c","refresh_token":"r"}"#, &[]);
+    // An OAuth2 credential whose token document lacks its client_id cannot be used.
+    let id = v.secret("OAUTH_JSON", r#"{"refresh_token":"r"}"#, &[]);
     v.ok(&[
         "credential",
         "create",

@@ -18,7 +18,7 @@ fn parse(dir: &Path) -> Case {
     let raw = std::fs::read(dir.join("request.txt")).unwrap();
     let text = String::from_utf8_lossy(&raw).into_owned();
     let (head, body) = match text.find("\n\n") {
-        Some(i) => (&text[..i], text[i + 2..].as_bytes().to_vec()),
+        Some(i) => (&text[..i], text.as_bytes()[i + 2..].to_vec()),
         None => (text.as_str(), Vec::new()),
     };
     let mut lines = head.lines();

@@ -38,10 +38,49 @@ impl Recorded {
     }
 }
 
+/// A fake OAuth 2.0 authorization server living on the same upstream (`/oauth/...`), guarding
+/// `/oauth-api/...` with the access tokens it issued.
+#[derive(Default)]
+pub struct OAuthServer {
+    pub client_id: String,
+    pub client_secret: String,
+    pub token_calls: usize,
+    pub refresh_tokens: std::collections::HashSet<String>,
+    /// access token → expiry (Unix seconds).
+    pub access_tokens: std::collections::HashMap<String, u64>,
+    pub rotate_refresh_tokens: bool,
+    pub expires_in: u64,
+    /// code → (S256 challenge, redirect_uri)
+    pub codes: std::collections::HashMap<String, (String, String)>,
+    pub delay_ms: u64,
+    pub last_token_form: String,
+    counter: u64,
+}
+
+impl OAuthServer {
+    fn next(&mut self, prefix: &str) -> String {
+        self.counter += 1;
+        format!("{prefix}-{}", self.counter)
+    }
+
+    /// Issues an access token valid for `expires_in` seconds.
+    pub fn issue_access(&mut self) -> String {
+        let t = self.next("at");
+        let exp = now_secs() + self.expires_in;
+        self.access_tokens.insert(t.clone(), exp);
+        t
+    }
+}
+
+pub fn now_secs() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs()
+}
+
 pub struct FakeUpstream {
     pub addr: SocketAddr,
     pub ca_path: PathBuf,
     pub seen: Arc<Mutex<Vec<Recorded>>>,
+    pub oauth: Arc<Mutex<OAuthServer>>,
     _dir: tempfile::TempDir,
     _runtime: tokio::runtime::Runtime,
 }
@@ -67,6 +106,7 @@ impl FakeUpstream {
             "api.trello.com".to_owned(),
             "api.datadoghq.com".to_owned(),
             "api.twilio.com".to_owned(),
+            "auth.example.com".to_owned(),
             "localhost".to_owned(),
         ];
         let leaf_params = rcgen::CertificateParams::new(names).expect("leaf params");
@@ -89,6 +129,13 @@ impl FakeUpstream {
 
         let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("rt");
         let seen: Arc<Mutex<Vec<Recorded>>> = Arc::default();
+        let oauth: Arc<Mutex<OAuthServer>> = Arc::new(Mutex::new(OAuthServer {
+            client_id: "aivault-client".into(),
+            client_secret: "client-secret-xyz".into(),
+            expires_in: 3600,
+            ..Default::default()
+        }));
+        let oauth2 = oauth.clone();
         let listener = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).expect("bind");
         let addr = listener.local_addr().expect("addr");
         let seen2 = seen.clone();
@@ -97,16 +144,17 @@ impl FakeUpstream {
                 let Ok((tcp, _)) = listener.accept().await else { continue };
                 let acceptor = acceptor.clone();
                 let seen = seen2.clone();
+                let oauth = oauth2.clone();
                 tokio::spawn(async move {
                     let Ok(tls) = acceptor.accept(tcp).await else { return };
-                    let svc = hyper::service::service_fn(move |req| handle(req, seen.clone()));
+                    let svc = hyper::service::service_fn(move |req| handle(req, seen.clone(), oauth.clone()));
                     let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
                         .serve_connection_with_upgrades(TokioIo::new(tls), svc)
                         .await;
                 });
             }
         });
-        FakeUpstream { addr, ca_path, seen, _dir: dir, _runtime: runtime }
+        FakeUpstream { addr, ca_path, seen, oauth, _dir: dir, _runtime: runtime }
     }
 
     /// `--resolve` value sending `host:443` here.
@@ -128,6 +176,7 @@ type Body = BoxBody<Bytes, Infallible>;
 async fn handle(
     mut req: Request<hyper::body::Incoming>,
     seen: Arc<Mutex<Vec<Recorded>>>,
+    oauth: Arc<Mutex<OAuthServer>>,
 ) -> Result<Response<Body>, Infallible> {
     let websocket_key = req.headers().get("sec-websocket-key").and_then(|v| v.to_str().ok()).map(str::to_owned);
     let on_upgrade = websocket_key.as_ref().map(|_| hyper::upgrade::on(&mut req));
@@ -176,6 +225,45 @@ async fn handle(
         resp.headers_mut().insert("connection", "Upgrade".parse().expect("h"));
         resp.headers_mut().insert("sec-websocket-accept", accept.parse().expect("h"));
         return Ok(resp);
+    }
+    if path == "/oauth/token" {
+        let delay = oauth.lock().map(|o| o.delay_ms).unwrap_or(0);
+        if delay > 0 {
+            tokio::time::sleep(Duration::from_millis(delay)).await;
+        }
+        let (status, reply) = token_endpoint(&rec, &oauth);
+        let mut resp = Response::new(full(reply.to_string()));
+        *resp.status_mut() = hyper::StatusCode::from_u16(status).unwrap_or(hyper::StatusCode::BAD_REQUEST);
+        resp.headers_mut().insert("content-type", "application/json".parse().expect("ct"));
+        return Ok(resp);
+    }
+    if path == "/oauth/authorize" {
+        let q: std::collections::HashMap<String, String> = form_pairs(parts.uri.query().unwrap_or(""));
+        let mut o = oauth.lock().expect("oauth");
+        let code = o.next("code");
+        o.codes.insert(
+            code.clone(),
+            (q.get("code_challenge").cloned().unwrap_or_default(), q.get("redirect_uri").cloned().unwrap_or_default()),
+        );
+        let location = format!(
+            "{}?code={code}&state={}",
+            q.get("redirect_uri").cloned().unwrap_or_default(),
+            q.get("state").cloned().unwrap_or_default()
+        );
+        let mut resp = Response::new(full(String::new()));
+        *resp.status_mut() = hyper::StatusCode::FOUND;
+        resp.headers_mut().insert("location", location.parse().expect("location"));
+        return Ok(resp);
+    }
+    if path.starts_with("/oauth-api/") {
+        let bearer = rec.header("authorization").and_then(|v| v.strip_prefix("Bearer ")).unwrap_or("").to_owned();
+        let valid =
+            oauth.lock().map(|o| o.access_tokens.get(&bearer).is_some_and(|exp| *exp > now_secs())).unwrap_or(false);
+        if !valid {
+            let mut resp = Response::new(full("{\"error\":\"invalid_token\"}".to_owned()));
+            *resp.status_mut() = hyper::StatusCode::UNAUTHORIZED;
+            return Ok(resp);
+        }
     }
     if path.starts_with("/sse") {
         let stream = async_stream(5, Duration::from_millis(150));
@@ -236,4 +324,93 @@ fn futures_util_stream(
     }
     let _ = &mut rx;
     S(rx)
+}
+
+fn form_pairs(text: &str) -> std::collections::HashMap<String, String> {
+    text.split('&').filter_map(|p| p.split_once('=')).map(|(k, v)| (decode(k), decode(v))).collect()
+}
+
+fn decode(s: &str) -> String {
+    let bytes = s.replace('+', " ").into_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' && i + 2 < bytes.len() {
+            if let Ok(b) = u8::from_str_radix(std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap_or("zz"), 16) {
+                out.push(b);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn token_endpoint(rec: &Recorded, oauth: &Arc<Mutex<OAuthServer>>) -> (u16, serde_json::Value) {
+    use base64::Engine as _;
+    let form = form_pairs(&String::from_utf8_lossy(&rec.body));
+    let mut o = oauth.lock().expect("oauth");
+    o.token_calls += 1;
+    o.last_token_form = String::from_utf8_lossy(&rec.body).into_owned();
+    let (id, secret) = match rec.header("authorization").and_then(|v| v.strip_prefix("Basic ")) {
+        Some(b) => {
+            let text = String::from_utf8(base64::engine::general_purpose::STANDARD.decode(b).unwrap_or_default())
+                .unwrap_or_default();
+            let (i, s) = text.split_once(':').unwrap_or(("", ""));
+            (decode(i), decode(s))
+        }
+        None => {
+            (form.get("client_id").cloned().unwrap_or_default(), form.get("client_secret").cloned().unwrap_or_default())
+        }
+    };
+    if id != o.client_id || secret != o.client_secret {
+        return (401, serde_json::json!({"error": "invalid_client", "error_description": "unknown client"}));
+    }
+    let refresh = match form.get("grant_type").map(String::as_str) {
+        Some("refresh_token") => {
+            let rt = form.get("refresh_token").cloned().unwrap_or_default();
+            if !o.refresh_tokens.contains(&rt) {
+                return (
+                    400,
+                    serde_json::json!({"error": "invalid_grant", "error_description": "refresh token is invalid or revoked"}),
+                );
+            }
+            if o.rotate_refresh_tokens {
+                o.refresh_tokens.remove(&rt);
+                let new = o.next("rt");
+                o.refresh_tokens.insert(new.clone());
+                Some(new)
+            } else {
+                None
+            }
+        }
+        Some("authorization_code") => {
+            let code = form.get("code").cloned().unwrap_or_default();
+            let Some((challenge, redirect)) = o.codes.remove(&code) else {
+                return (400, serde_json::json!({"error": "invalid_grant", "error_description": "unknown code"}));
+            };
+            let verifier = form.get("code_verifier").cloned().unwrap_or_default();
+            let computed = base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .encode(ring::digest::digest(&ring::digest::SHA256, verifier.as_bytes()).as_ref());
+            if computed != challenge || form.get("redirect_uri") != Some(&redirect) {
+                return (
+                    400,
+                    serde_json::json!({"error": "invalid_grant", "error_description": "PKCE or redirect_uri mismatch"}),
+                );
+            }
+            let new = o.next("rt");
+            o.refresh_tokens.insert(new.clone());
+            Some(new)
+        }
+        Some("client_credentials") => None,
+        _ => return (400, serde_json::json!({"error": "unsupported_grant_type"})),
+    };
+    let access = o.issue_access();
+    let mut reply = serde_json::json!({"access_token": access, "token_type": "Bearer", "expires_in": o.expires_in});
+    if let Some(r) = refresh {
+        reply["refresh_token"] = r.into();
+    }
+    (200, reply)
 }

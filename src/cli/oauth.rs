@@ -1,0 +1,317 @@
+//! `aivault oauth connect | paste`: obtain or import an OAuth2 credential's tokens.
+
+use std::time::Duration;
+
+use clap::Subcommand;
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+use super::misc::UpstreamArgs;
+use super::render::{self, Out};
+use crate::auth::oauth2::{self, Client, Grant, TokenSet};
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::proxy::oauth::{exchange, now_secs};
+use crate::proxy::upstream::Upstream;
+use crate::secret::SecretString;
+use crate::service::Vault;
+use crate::service::oauth::OAuthTarget;
+
+#[derive(Subcommand, Debug)]
+pub enum OAuthCmd {
+    /// Authorize in the browser (Authorization Code + PKCE) and store the tokens.
+    Connect {
+        credential: String,
+        #[arg(long)]
+        client_id: Option<String>,
+        #[arg(long)]
+        client_secret: Option<String>,
+        /// The provider's authorization endpoint (prefilled for registry providers).
+        #[arg(long)]
+        authorization_url: Option<String>,
+        /// The token endpoint; must be the credential's own.
+        #[arg(long)]
+        token_url: Option<String>,
+        /// OAuth scope (repeatable; default: the credential's).
+        #[arg(long = "scope")]
+        scopes: Vec<String>,
+        /// Loopback port for the redirect (default: any free port).
+        #[arg(long, default_value_t = 0)]
+        port: u16,
+        /// Print the URL without trying to open a browser.
+        #[arg(long)]
+        no_browser: bool,
+        /// Seconds to wait for the redirect.
+        #[arg(long, default_value_t = 300)]
+        timeout: u64,
+        #[command(flatten)]
+        net: UpstreamArgs,
+    },
+    /// Store tokens you already have; a refresh token is validated by refreshing it first.
+    Paste {
+        credential: String,
+        #[arg(long)]
+        refresh_token: Option<String>,
+        #[arg(long)]
+        access_token: Option<String>,
+        /// Lifetime of --access-token in seconds.
+        #[arg(long)]
+        expires_in: Option<u64>,
+        #[arg(long)]
+        client_id: Option<String>,
+        #[arg(long)]
+        client_secret: Option<String>,
+        #[command(flatten)]
+        net: UpstreamArgs,
+    },
+}
+
+pub fn run(cfg: &Config, out: Out, cmd: OAuthCmd) -> Result<()> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::Io(format!("cannot start the async runtime: {e}")))?;
+    match cmd {
+        OAuthCmd::Connect {
+            credential,
+            client_id,
+            client_secret,
+            authorization_url,
+            token_url,
+            scopes,
+            port,
+            no_browser,
+            timeout,
+            net,
+        } => {
+            let target = Vault::open(cfg)?.oauth_target(&credential)?;
+            let client_id = client_id.map(SecretString::new).or(target.client_id.clone()).ok_or_else(|| {
+                Error::invalid(format!("pass --client-id (the OAuth app's client id) for {credential}"))
+            })?;
+            let client_secret = client_secret.map(SecretString::new).or(target.client_secret.clone());
+            let auth_url = authorization_url
+                .or(target.authorization_endpoint.clone())
+                .ok_or_else(|| Error::invalid("pass --authorization-url: the provider's authorization endpoint"))?;
+            if let Some(t) = &token_url {
+                if *t != target.token_endpoint {
+                    return Err(Error::invalid(format!(
+                        "credential {credential} refreshes at {}; --token-url must match it",
+                        target.token_endpoint
+                    )));
+                }
+            }
+            let scopes = if scopes.is_empty() { target.scopes.clone() } else { scopes };
+            let upstream = Upstream::new(net.resolve()?)?;
+            let tokens = runtime.block_on(connect_flow(
+                &target,
+                &upstream,
+                &client_id,
+                client_secret.as_ref(),
+                &auth_url,
+                &scopes,
+                port,
+                !no_browser,
+                Duration::from_secs(timeout),
+            ))?;
+            let refresh = tokens.refresh_token.clone();
+            store(cfg, &target, &client_id, client_secret.as_ref(), refresh.as_ref(), &tokens, "connected with PKCE")?;
+            report(out, &credential, &tokens, refresh.is_some());
+        }
+        OAuthCmd::Paste { credential, refresh_token, access_token, expires_in, client_id, client_secret, net } => {
+            let target = Vault::open(cfg)?.oauth_target(&credential)?;
+            let client_id = client_id.map(SecretString::new).or(target.client_id.clone()).ok_or_else(|| {
+                Error::invalid(format!("pass --client-id (the OAuth app's client id) for {credential}"))
+            })?;
+            let client_secret = client_secret.map(SecretString::new).or(target.client_secret.clone());
+            let (tokens, refresh) = match refresh_token.map(SecretString::new) {
+                Some(rt) => {
+                    let upstream = Upstream::new(net.resolve()?)?;
+                    let client = Client {
+                        id: client_id.expose(),
+                        secret: client_secret.as_ref().map(SecretString::expose),
+                        auth: target.client_auth,
+                    };
+                    let req = oauth2::token_request(&client, Grant::Refresh(rt.expose()), &target.scopes);
+                    let tokens = runtime.block_on(exchange(&upstream, &target.token_endpoint, &req)).map_err(|e| {
+                        Error::Denied {
+                            code: "oauth_refresh_failed",
+                            message: format!("refusing to store the refresh token: the provider rejected it ({e})"),
+                        }
+                    })?;
+                    let refresh = tokens.refresh_token.clone().unwrap_or(rt);
+                    (tokens, Some(refresh))
+                }
+                None => {
+                    let access = access_token.ok_or_else(|| {
+                        Error::invalid("pass --refresh-token (validated by refreshing) or --access-token")
+                    })?;
+                    (
+                        TokenSet {
+                            access_token: SecretString::new(access),
+                            refresh_token: None,
+                            expires_at: expires_in.map(|s| now_secs() + s),
+                        },
+                        None,
+                    )
+                }
+            };
+            store(cfg, &target, &client_id, client_secret.as_ref(), refresh.as_ref(), &tokens, "tokens pasted")?;
+            report(out, &credential, &tokens, refresh.is_some());
+        }
+    }
+    Ok(())
+}
+
+fn store(
+    cfg: &Config,
+    target: &OAuthTarget,
+    client_id: &SecretString,
+    client_secret: Option<&SecretString>,
+    refresh: Option<&SecretString>,
+    tokens: &TokenSet,
+    why: &str,
+) -> Result<()> {
+    let doc = oauth2::stored_document(
+        client_id.expose(),
+        client_secret.map(SecretString::expose),
+        refresh.map(SecretString::expose),
+        Some(tokens),
+    );
+    Vault::open(cfg)?.oauth_store_tokens(&target.secret_id, &doc, why)?;
+    Ok(())
+}
+
+fn report(out: Out, credential: &str, tokens: &TokenSet, has_refresh: bool) {
+    let expires_in = tokens.expires_at.map(|e| e.saturating_sub(now_secs()));
+    let doc = serde_json::json!({ "credential": credential, "refresh_token_stored": has_refresh, "access_token_expires_in": expires_in });
+    out.show(&doc, false, || {
+        let life = expires_in.map(|s| format!("expires in {s} s")).unwrap_or_else(|| "no expiry given".into());
+        let refresh = if has_refresh { "with a refresh token" } else { "without a refresh token" };
+        render::line(&format!("OAuth tokens stored for {credential} ({refresh}; access token {life})"));
+    });
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn connect_flow(
+    target: &OAuthTarget,
+    upstream: &Upstream,
+    client_id: &SecretString,
+    client_secret: Option<&SecretString>,
+    auth_url: &str,
+    scopes: &[String],
+    port: u16,
+    open_browser: bool,
+    timeout: Duration,
+) -> Result<TokenSet> {
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+        .await
+        .map_err(|e| Error::Io(format!("cannot listen on 127.0.0.1:{port} for the redirect: {e}")))?;
+    let redirect_uri = format!("http://127.0.0.1:{}/callback", listener.local_addr()?.port());
+    let state = crate::crypto::random_token("")?;
+    let (verifier, challenge) = oauth2::pkce_pair()?;
+    let url = oauth2::authorization_url(auth_url, client_id.expose(), &redirect_uri, scopes, &state, &challenge);
+    render::line("Open this URL to authorize aivault:");
+    render::line(&url);
+    render::line(&format!("Waiting for the redirect on {redirect_uri} ..."));
+    if open_browser {
+        for opener in ["xdg-open", "open"] {
+            if std::process::Command::new(opener)
+                .arg(&url)
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .is_ok()
+            {
+                break;
+            }
+        }
+    }
+    let code = tokio::time::timeout(timeout, wait_for_code(&listener, &state))
+        .await
+        .map_err(|_| Error::Io(format!("no redirect arrived within {} s", timeout.as_secs())))??;
+    let client =
+        Client { id: client_id.expose(), secret: client_secret.map(SecretString::expose), auth: target.client_auth };
+    let grant = Grant::Code { code: code.expose(), redirect_uri: &redirect_uri, verifier: verifier.expose() };
+    exchange(upstream, &target.token_endpoint, &oauth2::token_request(&client, grant, scopes))
+        .await
+        .map_err(|e| Error::Denied { code: "oauth_refresh_failed", message: format!("the code exchange failed: {e}") })
+}
+
+/// Serves the loopback redirect until a request with a matching `state` arrives.
+async fn wait_for_code(listener: &tokio::net::TcpListener, state: &str) -> Result<SecretString> {
+    loop {
+        let (mut stream, _) = listener.accept().await?;
+        let mut buf = vec![0u8; 8192];
+        let mut len = 0;
+        while len < buf.len() && !buf[..len].windows(4).any(|w| w == b"\r\n\r\n") {
+            match stream.read(&mut buf[len..]).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => len += n,
+            }
+        }
+        let head = String::from_utf8_lossy(&buf[..len]).into_owned();
+        let target = head.split_whitespace().nth(1).unwrap_or("/").to_owned();
+        let Some(query) = target.strip_prefix("/callback?") else {
+            let _ = stream.write_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n").await;
+            continue;
+        };
+        let params: std::collections::HashMap<String, String> = query
+            .split('&')
+            .filter_map(|p| p.split_once('='))
+            .map(|(k, v)| (k.to_owned(), percent_decode(v)))
+            .collect();
+        let (status, page, result) = if let Some(err) = params.get("error") {
+            (
+                "400 Bad Request",
+                "Authorization was denied. You can close this tab.",
+                Err(Error::Denied {
+                    code: "oauth_refresh_failed",
+                    message: format!("the provider denied authorization: {err}"),
+                }),
+            )
+        } else if !params.get("state").is_some_and(|s| crate::crypto::constant_time_eq(s.as_bytes(), state.as_bytes()))
+        {
+            (
+                "400 Bad Request",
+                "State mismatch: this redirect was not started by aivault.",
+                Err(Error::Denied {
+                    code: "oauth_refresh_failed",
+                    message: "the redirect's state does not match; refusing the code (possible CSRF)".into(),
+                }),
+            )
+        } else {
+            match params.get("code") {
+                Some(code) => {
+                    ("200 OK", "aivault is connected. You can close this tab.", Ok(SecretString::new(code.clone())))
+                }
+                None => {
+                    ("400 Bad Request", "No code in the redirect.", Err(Error::invalid("the redirect carried no code")))
+                }
+            }
+        };
+        let html = format!("<!doctype html><title>aivault</title><p>{page}</p>");
+        let reply = format!(
+            "HTTP/1.1 {status}\r\nContent-Type: text/html\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{html}",
+            html.len()
+        );
+        let _ = stream.write_all(reply.as_bytes()).await;
+        return result;
+    }
+}
+
+fn percent_decode(s: &str) -> String {
+    let bytes = s.replace('+', " ").into_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' && i + 2 < bytes.len() {
+            if let Ok(b) = u8::from_str_radix(&String::from_utf8_lossy(&bytes[i + 1..i + 3]), 16) {
+                out.push(b);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}

@@ -1,0 +1,99 @@
+//! OAuth2 credentials in the vault: what `oauth connect`/`paste` and the proxy's token manager
+//! need to read, and how new tokens are stored (sealed, as a new version of the secret).
+
+use super::{Vault, record, seal_secret, secret_by_id_w};
+use crate::audit::AuditEvent;
+use crate::auth::{AuthConfig, ClientAuth, GrantType, Material};
+use crate::error::{Error, Result};
+use crate::secret::SecretString;
+use crate::store::{CredentialRow, SecretRow};
+use crate::time::now_ms;
+
+/// An OAuth2 credential's settings and the client identity stored with it.
+pub struct OAuthTarget {
+    pub credential_id: String,
+    pub secret_id: String,
+    pub grant: GrantType,
+    pub token_endpoint: String,
+    pub authorization_endpoint: Option<String>,
+    pub scopes: Vec<String>,
+    pub client_auth: ClientAuth,
+    pub client_id: Option<SecretString>,
+    pub client_secret: Option<SecretString>,
+}
+
+impl Vault {
+    /// Reads an OAuth2 credential's configuration and current client identity.
+    pub fn oauth_target(&self, credential_id: &str) -> Result<OAuthTarget> {
+        let (cred, secret) = self.store.read(|tx| {
+            let cred = tx.get::<CredentialRow>(credential_id)?;
+            let secret = match &cred {
+                Some(c) => match c.secrets.values().next() {
+                    Some(id) => tx.get::<SecretRow>(id)?,
+                    None => None,
+                },
+                None => None,
+            };
+            Ok((cred, secret))
+        })?;
+        let cred = cred
+            .ok_or_else(|| Error::not_found("credential", credential_id, "list them with `aivault credential list`"))?;
+        let AuthConfig::Oauth2 { grant_type, token_endpoint, scopes, client_auth, authorization_endpoint } = &cred.auth
+        else {
+            return Err(Error::invalid(format!(
+                "credential {credential_id} uses {} auth, not oauth2",
+                cred.auth.kind()
+            )));
+        };
+        if cred.secrets.len() != 1 {
+            return Err(Error::invalid(format!(
+                "credential {credential_id} must read exactly one secret to hold OAuth tokens"
+            )));
+        }
+        let secret = secret.ok_or_else(|| Error::Denied {
+            code: "credential_unavailable",
+            message: format!("credential {credential_id} references a secret that no longer exists"),
+        })?;
+        let mut material = Material::default();
+        material.add("secret", &self.open_secret(&secret)?);
+        let field = |n: &str| material.field(n).filter(|v| !v.expose().is_empty()).cloned();
+        let authorization_endpoint = authorization_endpoint.clone().or_else(|| {
+            self.registry.provider(&cred.provider).and_then(|p| match &p.def.auth {
+                AuthConfig::Oauth2 { authorization_endpoint, .. } => authorization_endpoint.clone(),
+                _ => None,
+            })
+        });
+        Ok(OAuthTarget {
+            credential_id: cred.id.clone(),
+            secret_id: secret.id.clone(),
+            grant: *grant_type,
+            token_endpoint: token_endpoint.clone(),
+            authorization_endpoint,
+            scopes: scopes.clone(),
+            client_auth: *client_auth,
+            client_id: field("client_id"),
+            client_secret: field("client_secret"),
+        })
+    }
+
+    /// Stores a new token document for an OAuth2 secret (fresh data key, new version) and returns
+    /// the version. `why` goes into the audit record.
+    pub fn oauth_store_tokens(&self, secret_id: &str, document: &SecretString, why: &str) -> Result<u32> {
+        self.store.write(|tx| {
+            let mut row = secret_by_id_w(tx, secret_id)?;
+            row.version += 1;
+            row.sealed = seal_secret(
+                &self.key,
+                &row.id,
+                row.version,
+                &row.scope,
+                row.pinned_provider.as_deref(),
+                document.expose().as_bytes(),
+            )?;
+            row.updated_ms = now_ms();
+            tx.put(&row.id, &row)?;
+            record(tx, AuditEvent::new("oauth.tokens").secret(&row.id).detail(format!("{} ({why})", row.name)))?;
+            Ok(row.version)
+        })
+    }
+}
