@@ -105,5 +105,62 @@ fn bench_envelope(c: &mut Criterion) {
     c.bench_function("envelope_open", |b| b.iter(|| open(&key, black_box(b"aad"), &sealed)));
 }
 
-criterion_group!(benches, bench_policy, bench_inject, bench_scope, bench_envelope);
+fn bench_leaf(c: &mut Criterion) {
+    let Ok(root) = aivault::ca::generate_root("bench") else { return };
+    let provider = aivault::proxy::crypto_provider();
+    let Ok(rt) = tokio::runtime::Builder::new_current_thread().build() else { return };
+    let mut g = c.benchmark_group("leaf_certificate");
+    g.bench_function("mint_cold", |b| {
+        b.iter_batched(
+            || aivault::ca::Authority::new(&root.cert_pem, &root.key_pkcs8, &root.common_name, provider.clone()),
+            |ca| {
+                if let Ok(ca) = ca {
+                    let _ = rt.block_on(ca.server_config("api.example.com"));
+                }
+            },
+            criterion::BatchSize::SmallInput,
+        )
+    });
+    if let Ok(ca) = aivault::ca::Authority::new(&root.cert_pem, &root.key_pkcs8, &root.common_name, provider) {
+        let _ = rt.block_on(ca.server_config("api.example.com"));
+        g.bench_function("cached", |b| b.iter(|| rt.block_on(ca.server_config(black_box("api.example.com")))));
+    }
+    g.finish();
+}
+
+fn bench_sigv4(c: &mut Criterion) {
+    use aivault::auth::sigv4::{Credentials, Request, Settings, sha256_hex, sign};
+    let headers = vec![
+        ("host".to_owned(), "bedrock-runtime.us-east-1.amazonaws.com".to_owned()),
+        ("content-type".to_owned(), "application/json".to_owned()),
+        ("x-amz-date".to_owned(), "20261123T181143Z".to_owned()),
+    ];
+    let creds = Credentials {
+        access_key_id: "AKIDEXAMPLE",
+        secret_access_key: "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY",
+        session_token: None,
+    };
+    let mib = vec![7u8; 1024 * 1024];
+    let mut g = c.benchmark_group("sigv4_sign");
+    for (name, body) in [("empty_body", &[][..]), ("1MiB_body", &mib[..])] {
+        g.bench_function(name, |b| {
+            b.iter(|| {
+                let payload = sha256_hex(black_box(body));
+                let req = Request { method: "POST", path: "/model/m%3A0/invoke", query: None, headers: &headers };
+                sign(
+                    &req,
+                    Settings::for_service("bedrock"),
+                    &payload,
+                    "20261123T181143Z",
+                    "us-east-1",
+                    "bedrock",
+                    &creds,
+                )
+            })
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, bench_policy, bench_inject, bench_scope, bench_envelope, bench_leaf, bench_sigv4);
 criterion_main!(benches);

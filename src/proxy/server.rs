@@ -4,7 +4,7 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
@@ -226,18 +226,17 @@ async fn serve_client(state: Arc<ProxyState>, tcp: tokio::net::TcpStream, peer: 
 /// proxy within about 250 ms.
 async fn watch_vault(state: Arc<ProxyState>) {
     let path = state.config.store_path();
-    let mut last_mtime: Option<SystemTime> = None;
     let mut tick = tokio::time::interval(Duration::from_millis(250));
     loop {
         tick.tick().await;
-        let mtime = std::fs::metadata(&path).and_then(|m| m.modified()).ok();
-        if mtime == last_mtime {
-            continue;
-        }
         let current = state.shared.snapshot.load().generation;
+        // Cheap check first: the sidecar changes only when a management command commits.
+        match crate::store::read_generation_file(&path) {
+            Some(g) if g == current => continue,
+            _ => {}
+        }
         let (p, wait) = (path.clone(), state.config.lock_wait);
-        let generation = tokio::task::spawn_blocking(move || crate::service::read_generation(&p, wait)).await;
-        let generation = match generation {
+        let generation = match tokio::task::spawn_blocking(move || crate::service::read_generation(&p, wait)).await {
             Ok(Ok(g)) => g,
             Ok(Err(e)) => {
                 tracing::warn!(error = %e, "cannot read the vault generation; will retry");
@@ -245,8 +244,9 @@ async fn watch_vault(state: Arc<ProxyState>) {
             }
             Err(_) => continue,
         };
-        last_mtime = mtime;
         if generation == current {
+            // No sidecar yet (a store from before it existed): wait for the next change.
+            tokio::time::sleep(Duration::from_secs(1)).await;
             continue;
         }
         let (p, wait) = (path.clone(), state.config.lock_wait);
@@ -259,11 +259,8 @@ async fn watch_vault(state: Arc<ProxyState>) {
                 }
                 tracing::info!(generation, "vault changed; snapshot reloaded");
             }
-            Ok(Err(e)) => {
-                last_mtime = None;
-                tracing::warn!(error = %e, "snapshot reload failed; keeping the previous one");
-            }
-            Err(_) => last_mtime = None,
+            Ok(Err(e)) => tracing::warn!(error = %e, "snapshot reload failed; keeping the previous one"),
+            Err(_) => {}
         }
     }
 }

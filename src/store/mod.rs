@@ -95,6 +95,14 @@ io_from!(redb::TransactionError, redb::TableError, redb::StorageError, redb::Com
 /// An open store. Drop it promptly: holding it blocks other aivault processes.
 pub struct Store {
     db: Database,
+    path: PathBuf,
+}
+
+/// The sidecar file holding the management generation, rewritten after every commit that changed
+/// it. Running proxies poll this tiny file instead of opening the store (audit appends, which
+/// change the store file constantly, do not touch it).
+pub fn generation_file(store_path: &Path) -> PathBuf {
+    store_path.with_extension("generation")
 }
 
 impl Store {
@@ -117,7 +125,7 @@ impl Store {
                 Err(e) => return Err(StoreError::Foreign(path.to_owned(), e.to_string())),
             }
         };
-        let store = Store { db };
+        let store = Store { db, path: path.to_owned() };
         store.migrate(path)?;
         Ok(store)
     }
@@ -167,10 +175,14 @@ impl Store {
 
     /// Runs `f` in one write transaction, committed only if `f` returns `Ok`.
     pub fn write<T, E: From<StoreError>>(&self, f: impl FnOnce(&mut WriteTx) -> Result<T, E>) -> Result<T, E> {
-        let mut tx = WriteTx { tx: self.db.begin_write().map_err(StoreError::from)? };
+        let mut tx = WriteTx { tx: self.db.begin_write().map_err(StoreError::from)?, bumped: None };
         match f(&mut tx) {
             Ok(v) => {
                 tx.tx.commit().map_err(StoreError::from)?;
+                if let Some(generation) = tx.bumped {
+                    // Best effort: a stale sidecar only delays a reload until the next change.
+                    let _ = write_generation(&self.path, generation);
+                }
                 Ok(v)
             }
             Err(e) => {
@@ -179,6 +191,22 @@ impl Store {
             }
         }
     }
+}
+
+fn write_generation(store_path: &Path, generation: u64) -> std::io::Result<()> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt;
+    let path = generation_file(store_path);
+    let tmp = path.with_extension("generation.tmp");
+    let mut f = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp)?;
+    f.write_all(generation.to_string().as_bytes())?;
+    drop(f);
+    std::fs::rename(tmp, path)
+}
+
+/// The generation recorded in the sidecar, if any.
+pub fn read_generation_file(store_path: &Path) -> Option<u64> {
+    std::fs::read_to_string(generation_file(store_path)).ok()?.trim().parse().ok()
 }
 
 fn precreate_private(path: &Path) -> Result<(), StoreError> {
@@ -302,6 +330,7 @@ impl ReadTx {
 /// A write transaction.
 pub struct WriteTx {
     tx: redb::WriteTransaction,
+    bumped: Option<u64>,
 }
 
 impl WriteTx {
@@ -380,6 +409,7 @@ impl WriteTx {
     pub fn bump_generation(&mut self) -> Result<u64, StoreError> {
         let next = self.meta("generation")?.and_then(|g| g.parse::<u64>().ok()).unwrap_or(0) + 1;
         self.set_meta("generation", &next.to_string())?;
+        self.bumped = Some(next);
         Ok(next)
     }
 
