@@ -9,6 +9,7 @@ pub mod auth;
 pub mod config;
 pub mod crypto;
 pub mod error;
+pub mod percent;
 pub mod policy;
 pub mod registry;
 pub mod scope;

@@ -170,24 +170,11 @@ fn set_header(target: &mut Target, name: &str, value: &crate::secret::SecretStri
 }
 
 fn append_query(target: &mut Target, name: &str, value: &str) {
-    let pair = format!("{name}={}", encode_query_value(value));
+    let pair = format!("{name}={}", crate::percent::encode(value));
     target.query = Some(match target.query.take() {
         Some(q) if !q.is_empty() => format!("{q}&{pair}"),
         _ => pair,
     });
-}
-
-/// Percent-encodes everything but RFC 3986 unreserved characters.
-pub fn encode_query_value(value: &str) -> String {
-    let mut out = String::with_capacity(value.len());
-    for b in value.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
 }
 
 #[cfg(test)]

@@ -8,7 +8,8 @@
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 
-use super::{ClientAuth, GrantType, Material, inject::encode_query_value};
+use super::{ClientAuth, GrantType, Material};
+use crate::percent::encode as encode_query_value;
 use crate::secret::SecretString;
 
 /// Tokens as a token endpoint returned them.

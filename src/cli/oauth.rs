@@ -257,7 +257,7 @@ async fn wait_for_code(listener: &tokio::net::TcpListener, state: &str) -> Resul
         let params: std::collections::HashMap<String, String> = query
             .split('&')
             .filter_map(|p| p.split_once('='))
-            .map(|(k, v)| (k.to_owned(), percent_decode(v)))
+            .map(|(k, v)| (k.to_owned(), crate::percent::decode_form(v)))
             .collect();
         let (status, page, result) = if let Some(err) = params.get("error") {
             (
@@ -296,22 +296,4 @@ async fn wait_for_code(listener: &tokio::net::TcpListener, state: &str) -> Resul
         let _ = stream.write_all(reply.as_bytes()).await;
         return result;
     }
-}
-
-fn percent_decode(s: &str) -> String {
-    let bytes = s.replace('+', " ").into_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' && i + 2 < bytes.len() {
-            if let Ok(b) = u8::from_str_radix(&String::from_utf8_lossy(&bytes[i + 1..i + 3]), 16) {
-                out.push(b);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(bytes[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }

@@ -21,29 +21,11 @@ pub fn presented_token(headers: &HeaderMap) -> Option<SecretString> {
             Some((_, password)) => password,
             None => text,
         };
-        let token = percent_decode(token);
+        // Clients percent-encode userinfo; tokens are base64url so this is rarely needed.
+        let token = String::from_utf8_lossy(&crate::percent::decode(token)).into_owned();
         return (!token.is_empty()).then(|| SecretString::new(token));
     }
     None
-}
-
-/// Clients percent-encode userinfo; tokens are base64url so this is rarely needed.
-fn percent_decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' && i + 2 < bytes.len() {
-            if let Ok(b) = u8::from_str_radix(&s[i + 1..i + 3], 16) {
-                out.push(b);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(bytes[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 #[cfg(test)]

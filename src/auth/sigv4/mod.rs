@@ -10,6 +10,7 @@ mod tests;
 use ring::hmac;
 
 use crate::crypto::hex;
+use crate::percent;
 
 /// The payload hash of an empty body.
 pub const EMPTY_SHA256: &str = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
@@ -116,7 +117,7 @@ pub fn canonical_uri(path: &str, settings: Settings) -> String {
     let normalized = if settings.normalize_path { normalize(path) } else { path.to_owned() };
     let mut out = String::with_capacity(normalized.len() + 8);
     for b in normalized.bytes() {
-        if is_unreserved(b) || b == b'/' || (b == b'%' && !settings.double_encode) {
+        if percent::is_unreserved(b) || b == b'/' || (b == b'%' && !settings.double_encode) {
             out.push(b as char);
         } else {
             out.push_str(&format!("%{b:02X}"));
@@ -153,7 +154,7 @@ pub fn canonical_query(query: Option<&str>) -> String {
         .filter(|p| !p.is_empty())
         .map(|p| {
             let (k, v) = p.split_once('=').unwrap_or((p, ""));
-            (encode_component(&percent_decode(k)), encode_component(&percent_decode(v)))
+            (percent::encode(percent::decode(k)), percent::encode(percent::decode(v)))
         })
         .collect();
     pairs.sort();
@@ -181,40 +182,6 @@ pub fn canonical_headers(headers: &[(String, String)]) -> (String, String) {
 /// Lowercase hex SHA-256.
 pub fn sha256_hex(data: &[u8]) -> String {
     hex(ring::digest::digest(&ring::digest::SHA256, data).as_ref())
-}
-
-fn is_unreserved(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~')
-}
-
-fn encode_component(bytes: &[u8]) -> String {
-    let mut out = String::with_capacity(bytes.len());
-    for &b in bytes {
-        if is_unreserved(b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
-fn percent_decode(s: &str) -> Vec<u8> {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' && i + 2 < bytes.len() {
-            if let Ok(b) = u8::from_str_radix(&s[i + 1..i + 3], 16) {
-                out.push(b);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(bytes[i]);
-        i += 1;
-    }
-    out
 }
 
 /// Query parameters of a presigned URL; the proxy removes the agent's before re-signing.

@@ -331,21 +331,7 @@ fn form_pairs(text: &str) -> std::collections::HashMap<String, String> {
 }
 
 fn decode(s: &str) -> String {
-    let bytes = s.replace('+', " ").into_bytes();
-    let mut out = Vec::new();
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' && i + 2 < bytes.len() {
-            if let Ok(b) = u8::from_str_radix(std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap_or("zz"), 16) {
-                out.push(b);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(bytes[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
+    aivault::percent::decode_form(s)
 }
 
 fn token_endpoint(rec: &Recorded, oauth: &Arc<Mutex<OAuthServer>>) -> (u16, serde_json::Value) {
