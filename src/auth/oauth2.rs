@@ -199,7 +199,7 @@ pub fn authorization_url(
         encode_query_value(challenge)
     );
     if !scopes.is_empty() {
-        url.push_str(&format!("&scope={}", encode_query_value(&scopes.join(" "))));
+        url.push_str(&format!("&scope={}", encode_query_value(scopes.join(" "))));
     }
     url
 }
