@@ -478,6 +478,10 @@ def main():
         with open(os.path.join(args.out, "latency.svg"), "w") as f:
             f.write(svg_chart(results))
         log(f"results in {args.out}")
+        if not smoke and os.path.abspath(args.out) == os.path.join(ROOT, "benches", "results"):
+            import report
+            report.main(args.out)
+            log("benches/README.md rewritten from this run")
         print(markdown(results))
     finally:
         for p in procs:
@@ -488,7 +492,7 @@ def main():
 
 def micro(smoke):
     """criterion medians of benches/micro.rs, in nanoseconds per iteration."""
-    t = ["--warm-up-time", "0.5", "--measurement-time", "1" if smoke else "3"]
+    t = ["--warm-up-time", "0.5", "--measurement-time", "1" if smoke else "2"]
     out = subprocess.run(["taskset", "-c", "1", "cargo", "bench", "--bench", "micro", "--", "--output-format", "bencher", *t],
                          cwd=ROOT, capture_output=True, text=True).stdout
     return {name: int(ns.replace(",", "")) for name, ns in re.findall(r"^test (\S+)\s+\.\.\. bench:\s+([\d,]+) ns/iter", out, re.M)}
