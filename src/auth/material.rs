@@ -52,6 +52,11 @@ impl Material {
         self.fields.get(name)
     }
 
+    /// Every field value (for masking echoes of them in responses).
+    pub fn values(&self) -> impl Iterator<Item = &SecretString> {
+        self.fields.values()
+    }
+
     /// Field names only, for error messages and `describe`.
     pub fn field_names(&self) -> Vec<&str> {
         self.fields.keys().map(String::as_str).collect()

@@ -13,6 +13,7 @@ pub mod mitm;
 pub mod oauth;
 pub mod outer;
 pub mod pipeline;
+pub mod redact;
 pub mod respond;
 pub mod server;
 pub mod sign;

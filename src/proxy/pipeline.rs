@@ -14,6 +14,7 @@ use http_body_util::BodyExt as _;
 use super::audit_sink::AuditSink;
 use super::body::{Counted, OnDone};
 use super::oauth::OAuthJob;
+use super::redact::Needles;
 use super::respond;
 use super::upstream::{Body, Upstream, UpstreamError};
 use crate::audit::AuditEvent;
@@ -114,7 +115,7 @@ pub async fn handle(shared: &Shared, caller: &Caller, dest: &Destination, req: R
         Deferred::None => body,
     };
     // 5–7. Re-originate, stream back, audit.
-    forward(shared, dest, p.method, &p.target, body, p.event, p.started).await
+    forward(shared, dest, p, body).await
 }
 
 /// A request that passed phases 1–4: allowed, credential resolved, agent auth stripped, real
@@ -126,6 +127,8 @@ pub struct Prepared {
     pub started: Instant,
     /// SigV4 signing or an OAuth2 token, done once the body and network are at hand.
     pub deferred: Deferred,
+    /// Injected values to mask if the upstream echoes them.
+    pub needles: Needles,
 }
 
 /// Phases 1–4. A refusal is returned as the response to send (already audited).
@@ -188,6 +191,19 @@ pub fn prepare(
 
     // 4. Inject. The decrypted material is dropped (zeroized) right after.
     let injected = apply_strategy(&mut target, &resolved, dest, agent_signed);
+    let mut needles = Needles::default();
+    for value in resolved.material.values() {
+        needles.push(value.expose().as_bytes());
+        needles.push(crate::percent::encode(value.expose()).as_bytes());
+    }
+    for name in resolved.auth.owned_headers() {
+        for value in target.headers.get_all(name.as_str()) {
+            needles.push(value.as_bytes());
+            if let Some((_, credential)) = value.to_str().ok().and_then(|v| v.split_once(' ')) {
+                needles.push(credential.as_bytes());
+            }
+        }
+    }
     let auth = resolved.auth.clone();
     drop(resolved);
     let deferred = match injected {
@@ -198,7 +214,7 @@ pub fn prepare(
         }
     };
     event.path = Some(target.path_for_audit(&auth));
-    Ok(Prepared { method: parts.method, target, event, started, deferred })
+    Ok(Prepared { method: parts.method, target, event, started, deferred, needles })
 }
 
 /// Forwards a request for a host no capability names (`--unmatched tunnel`, absolute-form):
@@ -218,22 +234,23 @@ pub async fn passthrough(shared: &Shared, caller: &Caller, dest: &Destination, r
         query: parts.uri.query().map(str::to_owned),
         headers: parts.headers,
     };
-    forward(shared, dest, parts.method, &target, body, event, started).await
+    let p = Prepared {
+        method: parts.method,
+        target,
+        event,
+        started,
+        deferred: Deferred::None,
+        needles: Needles::default(),
+    };
+    forward(shared, dest, p, body).await
 }
 
 /// Steps 5–7: guard and re-originate over the pooled client, stream the response, audit at the end.
-async fn forward(
-    shared: &Shared,
-    dest: &Destination,
-    method: http::Method,
-    target: &Target,
-    body: Body,
-    event: AuditEvent,
-    started: Instant,
-) -> Response<Body> {
+async fn forward(shared: &Shared, dest: &Destination, p: Prepared, body: Body) -> Response<Body> {
+    let Prepared { method, target, event, started, needles, .. } = p;
     let bytes_in = Arc::new(AtomicU64::new(0));
-    match send(shared, dest, method, target, Counted::new(body, bytes_in.clone()).boxed()).await {
-        Ok(response) => relay(shared, response, event, started, bytes_in),
+    match send(shared, dest, method, &target, Counted::new(body, bytes_in.clone()).boxed()).await {
+        Ok(response) => relay(shared, response, event, started, bytes_in, needles),
         Err(refused) => {
             let code = error_code_of(&refused);
             finish(&shared.audit, event, started, Some(refused.status().as_u16()), &code, 0, 0);
@@ -271,12 +288,20 @@ fn relay(
     event: AuditEvent,
     started: Instant,
     bytes_in: Arc<AtomicU64>,
+    needles: Needles,
 ) -> Response<Body> {
     let status = response.status().as_u16();
     let (mut head, body) = response.into_parts();
     strip_hop_by_hop(&mut head.headers);
     let bytes_out = Arc::new(AtomicU64::new(0));
     let counted = Counted::new(body, bytes_out.clone());
+    // 6b. Mask any echo of the injected credential (same length, so framing stays valid).
+    let counted: Body = if needles.is_empty() {
+        counted.boxed()
+    } else {
+        needles.mask_headers(&mut head.headers);
+        super::redact::Redacted::new(counted.boxed(), needles).boxed()
+    };
     let audit = shared.audit.clone();
     let done = OnDone::new(counted, move |complete| {
         let outcome = if complete { "ok" } else { "client_closed" };
@@ -297,7 +322,7 @@ const REPLAY_LIMIT: u64 = 1024 * 1024;
 /// 4c + 5–7 for OAuth2: inject a current access token; on a 401, force one refresh and replay
 /// the request once if its body could be kept.
 async fn oauth_forward(shared: &Shared, dest: &Destination, p: Prepared, body: Body, job: OAuthJob) -> Response<Body> {
-    let Prepared { method, mut target, mut event, started, .. } = p;
+    let Prepared { method, mut target, mut event, started, mut needles, .. } = p;
     let fail = |event: AuditEvent, e: OAuthError| {
         event_detail_finish(shared, event, started, &e);
         let body = serde_json::json!({
@@ -327,6 +352,7 @@ async fn oauth_forward(shared: &Shared, dest: &Destination, p: Prepared, body: B
         if let Err(e) = set_bearer(&mut target, &token) {
             return fail(event, e);
         }
+        needles.push(token.expose().as_bytes());
         let bytes_in = Arc::new(AtomicU64::new(0));
         let response =
             match send(shared, dest, method.clone(), &target, Counted::new(body, bytes_in.clone()).boxed()).await {
@@ -339,7 +365,7 @@ async fn oauth_forward(shared: &Shared, dest: &Destination, p: Prepared, body: B
             };
         let retry = attempt == 0 && response.status() == http::StatusCode::UNAUTHORIZED;
         let Some(bytes) = replay.as_ref().filter(|_| retry) else {
-            return relay(shared, response, event, started, bytes_in);
+            return relay(shared, response, event, started, bytes_in, needles);
         };
         drop(response);
         event.detail = Some("upstream answered 401; refreshed the token and replayed once".into());

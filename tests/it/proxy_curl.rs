@@ -107,3 +107,27 @@ fn p_logs_contains_secret(v: &TestVault) -> bool {
         .filter(|e| e.file_name().to_string_lossy().ends_with(".stderr"))
         .any(|e| std::fs::read_to_string(e.path()).unwrap_or_default().contains(SENTINEL))
 }
+
+#[test]
+fn an_upstream_echo_of_the_credential_is_masked() {
+    let (v, up, token) = setup();
+    let args = proxy_args(&up, &["api.example.com"]);
+    let p = v.proxy(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    let (code, out, err) = curl(&p.url(&token), &v.ca_path(), &["-i", "https://api.example.com/v1/users/echo"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        up.last().header("authorization"),
+        Some(format!("Bearer {SENTINEL}").as_str()),
+        "the upstream got the real key"
+    );
+    assert!(!out.contains(SENTINEL), "the agent must not see the echoed key: {out}");
+    let mask = "*".repeat(SENTINEL.len());
+    assert!(out.contains(&format!("you sent: Bearer {mask}")), "{out}");
+    assert!(out.to_ascii_lowercase().contains(&format!("x-echo: bearer {mask}")), "{out}");
+    // invoke goes through the same pipeline.
+    let v2 = crate::support::TestVault { dir: v.dir, env: vec![] }
+        .with_env("AIVAULT_UPSTREAM_CA", up.ca_path.to_str().unwrap())
+        .with_env("AIVAULT_RESOLVE", &up.resolve("api.example.com"));
+    let body = v2.ok(&["invoke", "my-api/users", "--method", "GET", "--path", "/v1/users/echo"]);
+    assert!(!body.contains(SENTINEL) && body.contains(&mask), "{body}");
+}

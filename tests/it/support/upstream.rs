@@ -265,6 +265,15 @@ async fn handle(
             return Ok(resp);
         }
     }
+    if path.starts_with("/v1/users/echo") {
+        // A debugging endpoint that echoes the credential it received, in the body and a header.
+        let auth = rec.header("authorization").unwrap_or("").to_owned();
+        let mut resp = Response::new(full(format!("you sent: {auth}")));
+        if let Ok(v) = auth.parse() {
+            resp.headers_mut().insert("x-echo", v);
+        }
+        return Ok(resp);
+    }
     if path.starts_with("/sse") {
         let stream = async_stream(5, Duration::from_millis(150));
         let mut resp = Response::new(stream);
