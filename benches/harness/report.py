@@ -51,7 +51,7 @@ numbers would mean nothing on a loaded CI host.
 ## Machine
 
 {r['machine']['cores']} vCPU {r['machine']['cpu']}, {r['machine']['mem_gib']} GiB, Linux {r['machine']['kernel']}, Rust 1.95.
-{r['duration_s']} s per load workload. Absolute numbers drift between runs on this shared 2-core VM by 10–20 %
+{r['duration_s']} s per load workload. Measured at commit {r['machine'].get('commit', 'not recorded (run before the harness recorded it; the response-masking stage added afterwards is not in these figures)')}. Absolute numbers drift between runs on this shared 2-core VM by 10–20 %
 (the in-memory handshake ceiling alone moved by about 20 % between runs on the same day); compare
 the ratios within one run.
 
