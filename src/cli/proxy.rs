@@ -31,6 +31,9 @@ pub struct ProxyArgs {
     /// Seconds an agent connection may sit idle (and the longest wait for a request head).
     #[arg(long, default_value_t = 120)]
     pub idle_timeout: u64,
+    /// Seconds a spliced tunnel (--unmatched tunnel) or WebSocket may carry no bytes before it is closed.
+    #[arg(long, default_value_t = 600)]
+    pub tunnel_idle_timeout: u64,
     /// Seconds to connect (TCP and TLS) to an upstream.
     #[arg(long, default_value_t = 10)]
     pub connect_timeout: u64,
@@ -57,6 +60,7 @@ impl ProxyArgs {
         };
         opts.max_header_bytes = self.max_header_bytes;
         opts.idle_timeout = Duration::from_secs(self.idle_timeout.max(1));
+        opts.tunnel_idle_timeout = Duration::from_secs(self.tunnel_idle_timeout.max(1));
         opts.max_connections = self.max_connections.max(1);
         opts.limits.sigv4_max_body = self.sigv4_max_body_bytes;
         Ok(opts)

@@ -102,3 +102,18 @@ where
         self.inner.size_hint()
     }
 }
+
+/// Reads and discards up to `max` bytes (for at most two seconds) of a request body the proxy is
+/// about to refuse: some HTTP/2 clients discard a response that arrives while the request body is
+/// unread and the stream gets reset.
+pub async fn drain(mut body: super::upstream::Body, max: usize) {
+    use http_body_util::BodyExt as _;
+    let mut seen = 0usize;
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(2);
+    while seen <= max {
+        match tokio::time::timeout_at(deadline, body.frame()).await {
+            Ok(Some(Ok(frame))) => seen += frame.data_ref().map_or(0, |d| d.len()),
+            _ => return,
+        }
+    }
+}

@@ -17,6 +17,7 @@ pub mod redact;
 pub mod respond;
 pub mod server;
 pub mod sign;
+pub mod splice;
 pub mod tunnel;
 pub mod upstream;
 pub mod websocket;

@@ -96,7 +96,10 @@ pub async fn handle(shared: &Shared, caller: &Caller, dest: &Destination, req: R
     let (parts, body) = req.into_parts();
     let mut p = match prepare(shared, caller, dest, parts) {
         Ok(p) => p,
-        Err(denied) => return denied,
+        Err(denied) => {
+            super::body::drain(body, 64 * 1024).await;
+            return denied;
+        }
     };
     // 4b. SigV4 signs the request exactly as it will leave (buffering the body only if it must);
     // OAuth2 obtains a current access token (and may replay once after a 401).

@@ -36,6 +36,8 @@ pub struct ProxyOptions {
     pub upstream: UpstreamConfig,
     pub max_header_bytes: usize,
     pub idle_timeout: Duration,
+    /// How long a spliced tunnel or WebSocket may carry no bytes before it is closed.
+    pub tunnel_idle_timeout: Duration,
     pub handshake_timeout: Duration,
     pub max_connections: usize,
     pub shutdown_grace: Duration,
@@ -50,6 +52,7 @@ impl ProxyOptions {
             upstream,
             max_header_bytes: 64 * 1024,
             idle_timeout: Duration::from_secs(120),
+            tunnel_idle_timeout: Duration::from_secs(600),
             handshake_timeout: Duration::from_secs(10),
             max_connections: 4096,
             shutdown_grace: Duration::from_secs(10),

@@ -72,6 +72,9 @@ pub async fn sign(
     let s3 = job.service.starts_with("s3");
     let (payload_hash, body) = match declared.as_deref() {
         Some(v) if v.starts_with("STREAMING-AWS4-") => {
+            // Read (a bounded amount of) the upload first: some HTTP/2 clients discard a response
+            // that arrives while the stream's body is still unread and gets reset.
+            super::body::drain(body, 1024 * 1024).await;
             return Err(respond::error(
                 400,
                 "unsupported_payload_signing",

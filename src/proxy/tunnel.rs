@@ -30,11 +30,9 @@ pub async fn splice(
     event.host = Some(format!("{host}:{port}"));
     let (outcome, up, down) = match on_upgrade.await {
         Ok(upgraded) => {
-            let mut client = TokioIo::new(upgraded);
-            match tokio::io::copy_bidirectional(&mut client, &mut upstream).await {
-                Ok((to_up, to_client)) => ("ok", to_up, to_client),
-                Err(_) => ("closed", 0, 0),
-            }
+            let (to_up, to_client, idle) =
+                super::splice::splice(TokioIo::new(upgraded), &mut upstream, state.opts.tunnel_idle_timeout).await;
+            (if idle { "idle_timeout" } else { "ok" }, to_up, to_client)
         }
         Err(_) => ("upgrade_failed", 0, 0),
     };

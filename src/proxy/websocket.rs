@@ -106,9 +106,10 @@ pub async fn handle(
                 return;
             }
         };
-        let (mut client, mut upstream) = (TokioIo::new(client), TokioIo::new(upstream));
-        let (up, down) = tokio::io::copy_bidirectional(&mut client, &mut upstream).await.unwrap_or((0, 0));
-        pipeline::finish(&relay_state.shared.audit, event, prepared.started, Some(101), "ok", up, down);
+        let idle = relay_state.opts.tunnel_idle_timeout;
+        let (up, down, timed_out) = super::splice::splice(TokioIo::new(client), TokioIo::new(upstream), idle).await;
+        let outcome = if timed_out { "idle_timeout" } else { "ok" };
+        pipeline::finish(&relay_state.shared.audit, event, prepared.started, Some(101), outcome, up, down);
     });
     let (head, _) = response.into_parts();
     Response::from_parts(head, respond::empty())

@@ -168,3 +168,34 @@ fn an_upstream_that_resets_gets_502_and_nothing_leaks() {
     assert!(!out.contains(SENTINEL));
     assert!(!p.logs().contains(SENTINEL));
 }
+
+#[test]
+fn idle_spliced_tunnels_are_closed() {
+    let (v, up, token) = setup();
+    let p = v.proxy(&[
+        "--unmatched",
+        "tunnel",
+        "--resolve",
+        &up.resolve("other.example.com"),
+        "--tunnel-idle-timeout",
+        "1",
+    ]);
+    let mut s = std::net::TcpStream::connect(p.addr).unwrap();
+    s.write_all(
+        format!("CONNECT other.example.com:443 HTTP/1.1\r\nProxy-Authorization: Bearer {token}\r\n\r\n").as_bytes(),
+    )
+    .unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(6))).unwrap();
+    let mut buf = [0u8; 256];
+    let n = s.read(&mut buf).unwrap();
+    assert!(String::from_utf8_lossy(&buf[..n]).contains(" 200"), "{}", String::from_utf8_lossy(&buf[..n]));
+    let started = std::time::Instant::now();
+    assert!(matches!(s.read(&mut buf), Ok(0)), "the silent tunnel must be closed");
+    assert!(started.elapsed() < Duration::from_secs(5));
+    p.stop();
+    let audit = v.json(&["audit"]);
+    assert!(
+        audit.as_array().unwrap().iter().any(|e| e["kind"] == "proxy.tunnel" && e["outcome"] == "idle_timeout"),
+        "{audit}"
+    );
+}
