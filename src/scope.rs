@@ -102,6 +102,17 @@ impl Scope {
         }
     }
 
+    /// Whether something scoped at `reader` (a credential, a binding, a group attachment) may read
+    /// a secret scoped at `self`: every context that sees the reader must also see the secret.
+    pub fn readable_from(&self, reader: &Scope) -> bool {
+        match (self, reader) {
+            (Scope::Global, _) => true,
+            (Scope::Workspace { workspace_id: a }, Scope::Workspace { workspace_id: b })
+            | (Scope::Workspace { workspace_id: a }, Scope::Group { workspace_id: b, .. }) => a == b,
+            (s, r) => s == r,
+        }
+    }
+
     /// The level at which this scope is visible from `ctx`, or `None` when it is not visible.
     fn level_for(&self, ctx: &Context) -> Option<Level> {
         match self {
@@ -305,6 +316,24 @@ mod tests {
         ];
         for (scope, w, g, want) in cases {
             assert_eq!(Scope::from_args(scope, w, g), want, "{scope:?} {w:?} {g:?}");
+        }
+    }
+
+    #[test]
+    fn readable_from_table() {
+        let cases = [
+            (Scope::Global, grp("w", "g"), true),
+            (Scope::Global, Scope::Global, true),
+            (ws("w"), ws("w"), true),
+            (ws("w"), grp("w", "g"), true),
+            (ws("w"), Scope::Global, false),
+            (ws("w"), ws("x"), false),
+            (grp("w", "g"), grp("w", "g"), true),
+            (grp("w", "g"), grp("w", "h"), false),
+            (grp("w", "g"), ws("w"), false),
+        ];
+        for (secret, reader, want) in cases {
+            assert_eq!(secret.readable_from(&reader), want, "{secret} read from {reader}");
         }
     }
 

@@ -1,7 +1,6 @@
 //! The agent-facing HTTP/1.1 side of the proxy: CONNECT, absolute-form `http://` and `https://`
 //! requests, proxy authentication and the decision to intercept, tunnel or refuse.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use http::{Method, Request, Response, StatusCode};
@@ -29,10 +28,8 @@ pub const INTERNAL_HOST: &str = "aivault.internal";
 
 pub async fn handle(
     state: Arc<ProxyState>,
-    peer: SocketAddr,
     req: Request<Incoming>,
 ) -> Result<Response<Body>, std::convert::Infallible> {
-    let _ = peer;
     let resp = if req.method() == Method::CONNECT {
         connect(state, req).await
     } else if req.uri().scheme().is_some() && req.uri().authority().is_some() {

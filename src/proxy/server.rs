@@ -170,7 +170,7 @@ impl Proxy {
                 () = &mut stop => break,
                 a = listener.accept() => a,
             };
-            let (tcp, peer) = match accepted {
+            let (tcp, _) = match accepted {
                 Ok(x) => x,
                 Err(e) => {
                     tracing::warn!(error = %e, "accept failed");
@@ -183,7 +183,7 @@ impl Proxy {
             tokio::spawn(async move {
                 let _permit = permit;
                 let _active = ActiveGuard::new(&state);
-                serve_client(state, tcp, peer).await;
+                serve_client(state, tcp).await;
             });
         }
         drop(listener);
@@ -204,9 +204,9 @@ impl Proxy {
     }
 }
 
-async fn serve_client(state: Arc<ProxyState>, tcp: tokio::net::TcpStream, peer: SocketAddr) {
+async fn serve_client(state: Arc<ProxyState>, tcp: tokio::net::TcpStream) {
     let svc_state = state.clone();
-    let svc = hyper::service::service_fn(move |req| outer::handle(svc_state.clone(), peer, req));
+    let svc = hyper::service::service_fn(move |req| outer::handle(svc_state.clone(), req));
     let conn = hyper::server::conn::http1::Builder::new()
         .timer(TokioTimer::new())
         .header_read_timeout(state.opts.idle_timeout)

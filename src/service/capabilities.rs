@@ -203,13 +203,7 @@ impl Vault {
                     });
                 }
             }
-            let visible = match (&row.scope, &scope) {
-                (Scope::Global, _) => true,
-                (Scope::Workspace { workspace_id: a }, Scope::Workspace { workspace_id: b })
-                | (Scope::Workspace { workspace_id: a }, Scope::Group { workspace_id: b, .. }) => a == b,
-                (s, b) => s == b,
-            };
-            if !visible {
+            if !row.scope.readable_from(&scope) {
                 return Err(Error::invalid(format!(
                     "secret {} lives in {}; a binding in {scope} could not read it",
                     row.name, row.scope

@@ -216,13 +216,7 @@ fn pinned_secret_in_scope(tx: &WriteTx, scope: &Scope, name: &str, pin: &str) ->
 
 /// A credential may read a secret only if every context that sees the credential sees the secret.
 fn check_visible(secret: &SecretRow, cred_scope: &Scope) -> Result<()> {
-    let ok = match (&secret.scope, cred_scope) {
-        (Scope::Global, _) => true,
-        (Scope::Workspace { workspace_id: a }, Scope::Workspace { workspace_id: b })
-        | (Scope::Workspace { workspace_id: a }, Scope::Group { workspace_id: b, .. }) => a == b,
-        (s, c) => s == c,
-    };
-    if ok {
+    if secret.scope.readable_from(cred_scope) {
         Ok(())
     } else {
         Err(Error::invalid(format!(

@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 
 pub use capabilities::CapabilitySpec;
 pub use credentials::{CredentialSpec, registry_credential_id};
-pub use resolve::{CapabilityMeta, Invocation, ResolvedCredential, Snapshot};
+pub use resolve::{CapabilityMeta, ResolvedCredential, Snapshot};
 pub use secrets::SecretFilter;
 
 use crate::audit::{AuditEvent, AuditQuery};
@@ -94,11 +94,6 @@ impl Vault {
         self.key
     }
 
-    /// The management generation; changes whenever a command changes vault state.
-    pub fn generation(&self) -> Result<u64> {
-        Ok(self.store.read(|tx| tx.meta("generation"))?.and_then(|g| g.parse().ok()).unwrap_or(0))
-    }
-
     pub fn status(&self) -> Result<api::Status> {
         self.store
             .read(|tx| {
@@ -116,13 +111,6 @@ impl Vault {
                 })
             })
             .map_err(Error::from)
-    }
-
-    /// Appends events to the audit log in their own transaction (proxy request records).
-    pub fn append_audit(&self, events: &[AuditEvent]) -> Result<()> {
-        let encoded: Vec<Vec<u8>> = events.iter().filter_map(|e| serde_json::to_vec(e).ok()).collect();
-        self.store.write(|tx| tx.append_audit(&encoded, crate::audit::RETAIN))?;
-        Ok(())
     }
 
     /// Audit records matching `q`, newest first.

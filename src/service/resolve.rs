@@ -47,8 +47,6 @@ pub struct ResolvedCredential {
     pub provider: String,
     pub auth: AuthConfig,
     pub level: Level,
-    /// Set when a capability binding supplied the secret.
-    pub binding_secret: Option<String>,
     /// The secrets read, with the version each was at (OAuth token state follows these).
     pub secrets: Vec<(String, u32)>,
     pub material: Material,
@@ -222,7 +220,6 @@ impl Snapshot {
                     provider: row.provider.clone(),
                     auth: row.auth.clone(),
                     level,
-                    binding_secret: None,
                     secrets,
                     material,
                 })
@@ -259,7 +256,6 @@ impl Snapshot {
                     provider: meta.provider.clone(),
                     auth,
                     level,
-                    binding_secret: Some(secret_id.to_owned()),
                     secrets: vec![(secret.id.clone(), secret.version)],
                     material,
                 })
@@ -342,14 +338,4 @@ fn unavailable(id: &str) -> Error {
         code: "credential_unavailable",
         message: format!("credential {id} references a secret that is missing or does not decrypt"),
     }
-}
-
-/// A request `invoke` was asked to make, before it is checked.
-#[derive(Clone, Debug)]
-pub struct Invocation {
-    pub capability: String,
-    pub method: Option<String>,
-    /// Path, optionally with `?query`.
-    pub path: Option<String>,
-    pub ctx: Context,
 }

@@ -244,12 +244,8 @@ impl Vault {
         crate::scope::check_id("group id", group)?;
         self.store.write(|tx| {
             let row = secret_by_id_w(tx, id)?;
-            let visible = match &row.scope {
-                Scope::Global => true,
-                Scope::Workspace { workspace_id } => workspace_id == workspace,
-                Scope::Group { workspace_id, group_id } => workspace_id == workspace && group_id == group,
-            };
-            if !visible {
+            let target = Scope::Group { workspace_id: workspace.to_owned(), group_id: group.to_owned() };
+            if !row.scope.readable_from(&target) {
                 return Err(Error::invalid(format!(
                     "secret {} lives in {} and cannot be attached to group {workspace}/{group}",
                     row.name, row.scope
