@@ -74,9 +74,10 @@ impl Rule {
         })
     }
 
-    /// The longest allowed prefix that covers `path`, if method and host also fit.
-    fn allows(&self, host: &str, port: u16, method: &str, path: &str) -> Option<&str> {
-        if !self.hosts.iter().any(|h| h.matches(host, port)) || !self.methods.iter().any(|m| m == method) {
+    /// The longest allowed prefix that covers `path`, if the method fits too. The caller has
+    /// already matched the host.
+    fn allows(&self, method: &str, path: &str) -> Option<&str> {
+        if !self.methods.iter().any(|m| m == method) {
             return None;
         }
         self.path_prefixes.iter().filter(|p| prefix_matches(p, path)).max_by_key(|p| p.len()).map(String::as_str)
@@ -157,19 +158,15 @@ impl Policy {
         self.rules.binary_search_by(|r| r.id.as_str().cmp(id)).ok().map(|i| &self.rules[i])
     }
 
-    fn candidates<'s>(&'s self, host: &str, port: u16) -> impl Iterator<Item = &'s Rule> + 's {
+    /// Rules naming `host:port`; the iterator borrows the host, the rules borrow only `self`.
+    fn candidates<'s, 'h>(&'s self, host: &'h str, port: u16) -> impl Iterator<Item = &'s Rule> + use<'s, 'h> {
         let exact = self.exact.get(host).map(Vec::as_slice).unwrap_or_default();
         let wild = host
             .split_once('.')
             .and_then(|(_, suffix)| self.wildcard.get(suffix))
             .map(Vec::as_slice)
             .unwrap_or_default();
-        let host = host.to_owned();
-        exact
-            .iter()
-            .chain(wild)
-            .map(|&i| &self.rules[i])
-            .filter(move |r| r.hosts.iter().any(|h| h.matches(&host, port)))
+        exact.iter().chain(wild).map(|&i| &self.rules[i]).filter(move |r| r.hosts.iter().any(|h| h.matches(host, port)))
     }
 
     /// Whether any capability names `host:port` (used to decide a CONNECT).
@@ -179,7 +176,8 @@ impl Policy {
 
     /// Matches one request. `path` is the raw request path without its query.
     pub fn decide(&self, host: &str, port: u16, method: &str, path: &str) -> Decision<'_> {
-        if !self.knows_host(host, port) {
+        let mut rules = self.candidates(host, port).peekable();
+        if rules.peek().is_none() {
             return Decision::Deny(Denial::HostNotAllowed { host: host.to_owned() });
         }
         let normalized = match normalize_path(path) {
@@ -188,8 +186,8 @@ impl Policy {
         };
         let method = method.to_ascii_uppercase();
         let mut best: Option<(&Rule, &str)> = None;
-        for rule in self.candidates(host, port) {
-            if let Some(prefix) = rule.allows(host, port, &method, &normalized) {
+        for rule in rules {
+            if let Some(prefix) = rule.allows(&method, &normalized) {
                 let better = match best {
                     None => true,
                     Some((b, bp)) => prefix.len() > bp.len() || (prefix.len() == bp.len() && rule.id < b.id),

@@ -103,6 +103,8 @@ pub enum ConnectError {
 #[derive(Clone)]
 pub struct Upstream {
     client: Client<Connector, Body>,
+    /// HTTP/1.1-only TLS for WebSocket upstreams (upgrades need HTTP/1.1), built once.
+    http1_tls: Arc<rustls::ClientConfig>,
     pub config: Arc<UpstreamConfig>,
 }
 
@@ -110,6 +112,7 @@ impl Upstream {
     pub fn new(config: UpstreamConfig) -> Result<Upstream> {
         let config = Arc::new(config);
         let tls = Arc::new(client_tls(&config.extra_roots, &[b"h2", b"http/1.1"])?);
+        let http1_tls = Arc::new(client_tls(&config.extra_roots, &[b"http/1.1"])?);
         let connector = Connector { tls, config: config.clone() };
         let client = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(config.idle_timeout)
@@ -117,7 +120,7 @@ impl Upstream {
             .pool_timer(TokioTimer::new())
             .timer(TokioTimer::new())
             .build(connector);
-        Ok(Upstream { client, config })
+        Ok(Upstream { client, http1_tls, config })
     }
 
     /// Sends a request; the future resolves at the response head, bounded by the response timeout.
@@ -132,9 +135,9 @@ impl Upstream {
         }
     }
 
-    /// A TLS client configuration trusting the same roots (used for WebSocket upstreams).
-    pub fn tls_config(&self, alpn: &[&[u8]]) -> Result<Arc<rustls::ClientConfig>> {
-        Ok(Arc::new(client_tls(&self.config.extra_roots, alpn)?))
+    /// The HTTP/1.1-only TLS configuration (same roots), for WebSocket upstreams.
+    pub fn http1_tls(&self) -> Arc<rustls::ClientConfig> {
+        self.http1_tls.clone()
     }
 
     /// Connects a raw stream to `host:port` through the resolve map and the guard.

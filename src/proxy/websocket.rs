@@ -53,10 +53,7 @@ pub async fn handle(
         Err(e @ ConnectError::Blocked { .. }) => return fail(event, 403, "destination_blocked", &e.to_string()),
         Err(e) => return fail(event, 502, "upstream_error", &e.to_string()),
     };
-    let tls_config = match state.shared.upstream.tls_config(&[b"http/1.1"]) {
-        Ok(c) => c,
-        Err(e) => return fail(event, 502, "upstream_error", &e.to_string()),
-    };
+    let tls_config = state.shared.upstream.http1_tls();
     let Ok(name) = ServerName::try_from(dest.host.trim_start_matches('[').trim_end_matches(']').to_owned()) else {
         return fail(event, 502, "upstream_error", "invalid upstream name");
     };
