@@ -2,8 +2,9 @@
 
 use crate::support::TestVault;
 
-fn custom_provider(v: &TestVault) -> String {
-    let id = v.secret("MY_CUSTOM_KEY", "...", &["--scope", "global"]);
+/// Seed 002, steps 1-3: a secret, a header credential and two capabilities for api.example.com.
+pub fn custom_provider(v: &TestVault, value: &str) -> String {
+    let id = v.secret("MY_CUSTOM_KEY", value, &["--scope", "global"]);
     let r = format!("vault:secret:{id}");
     v.ok(&[
         "credential",
@@ -60,7 +61,7 @@ fn custom_provider(v: &TestVault) -> String {
 #[test]
 fn seed_002_steps_and_listing() {
     let v = TestVault::new();
-    custom_provider(&v);
+    custom_provider(&v, "...");
     let list = v.json(&["capability", "list"]);
     let users = list.as_array().unwrap().iter().find(|c| c["id"] == "my-api/users").unwrap();
     assert_eq!(users["status"], "ready");
@@ -82,7 +83,7 @@ fn seed_002_steps_and_listing() {
 #[test]
 fn policy_check_on_invoke_says_why() {
     let v = TestVault::new();
-    custom_provider(&v);
+    custom_provider(&v, "...");
     assert_eq!(v.json(&["invoke", "my-api/users", "--method", "GET", "--dry-run"])["allowed"], true);
     let (code, err) = v.fails(&["invoke", "my-api/orders", "--method", "POST", "--dry-run"]);
     assert_eq!(code, 5);

@@ -9,56 +9,7 @@ fn seed_002_invoke_lines_reach_the_upstream_with_the_real_key() {
     let v = TestVault::new()
         .with_env("AIVAULT_UPSTREAM_CA", up.ca_path.to_str().unwrap())
         .with_env("AIVAULT_RESOLVE", &up.resolve("api.example.com"));
-    let id = v.secret("MY_CUSTOM_KEY", "custom-real-key", &["--scope", "global"]);
-    v.ok(&[
-        "credential",
-        "create",
-        "my-api",
-        "--provider",
-        "my-api",
-        "--secret-ref",
-        &format!("vault:secret:{id}"),
-        "--auth",
-        "header",
-        "--header-name",
-        "authorization",
-        "--value-template",
-        "Bearer {{secret}}",
-        "--host",
-        "api.example.com",
-    ]);
-    v.ok(&[
-        "capability",
-        "create",
-        "my-api/users",
-        "--provider",
-        "my-api",
-        "--credential",
-        "my-api",
-        "--method",
-        "GET",
-        "--method",
-        "POST",
-        "--path",
-        "/v1/users",
-        "--host",
-        "api.example.com",
-    ]);
-    v.ok(&[
-        "capability",
-        "create",
-        "my-api/orders",
-        "--provider",
-        "my-api",
-        "--credential",
-        "my-api",
-        "--method",
-        "GET",
-        "--path",
-        "/v1/orders",
-        "--host",
-        "api.example.com",
-    ]);
+    crate::cli_capabilities::custom_provider(&v, "custom-real-key");
     let body = v.ok(&["invoke", "my-api/users", "--method", "GET"]);
     assert!(body.contains("\"ok\":true"), "{body}");
     let seen = up.last();
