@@ -26,3 +26,4 @@ pub mod ca;
 pub mod cli;
 pub mod proxy;
 pub mod run;
+pub mod sandbox;

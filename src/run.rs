@@ -2,7 +2,8 @@
 //!
 //! A session token is minted for the child (the agent's context, or the one given), a running
 //! `aivault proxy` is used if there is one, otherwise an embedded proxy serves for the child's
-//! lifetime. The session is deleted when the child exits.
+//! lifetime. The session is deleted when the child exits. What the child may not see (the vault's
+//! variables, files and processes) is `sandbox`'s business.
 
 use std::io::{Read as _, Write as _};
 use std::net::{SocketAddr, TcpStream};
@@ -12,6 +13,7 @@ use std::time::{Duration, Instant};
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::proxy::server::{Proxy, ProxyOptions};
+use crate::sandbox::{self, Isolation, Plan};
 use crate::scope::Context;
 use crate::secret::SecretString;
 use crate::service::Vault;
@@ -37,6 +39,8 @@ pub struct RunRequest {
     pub args: Vec<String>,
     /// Options for an embedded proxy, if one has to be started.
     pub proxy: ProxyOptions,
+    /// How far the child is kept from the vault (see `sandbox`).
+    pub isolation: Isolation,
 }
 
 /// The child's proxy and trust variables, upper and lower case where both exist.
@@ -86,22 +90,14 @@ fn run_child(cfg: &Config, req: &RunRequest, token: &SecretString, bundle: &Path
             (e.addr, Some(e))
         }
     };
-    let mut cmd = std::process::Command::new(&req.program);
-    cmd.args(&req.args);
-    for (k, v) in child_env(addr, token, bundle) {
-        cmd.env(k, v);
-    }
+    let plan = Plan::hiding(&cfg.home, req.isolation);
+    let mut cmd = sandbox::command(&plan, &req.program, &req.args, &child_env(addr, token, bundle));
     let mut child = cmd.spawn().map_err(|e| Error::invalid(format!("cannot start {}: {e}", req.program)))?;
     let status = child.wait().map_err(|e| Error::Io(format!("waiting for {} failed: {e}", req.program)))?;
     if let Some(e) = embedded {
         e.stop();
     }
-    Ok(exit_code(status))
-}
-
-fn exit_code(status: std::process::ExitStatus) -> i32 {
-    use std::os::unix::process::ExitStatusExt as _;
-    status.code().or_else(|| status.signal().map(|s| 128 + s)).unwrap_or(1)
+    Ok(sandbox::exit_code(status))
 }
 
 /// Where a foreground `aivault proxy` advertises itself.

@@ -10,12 +10,20 @@ use super::render;
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::proxy::server::{Proxy, ProxyOptions, Unmatched};
+use crate::sandbox::Isolation;
 use crate::scope::Context;
 
 #[derive(Copy, Clone, Debug, ValueEnum)]
 pub enum UnmatchedArg {
     Deny,
     Tunnel,
+}
+
+#[derive(Copy, Clone, Debug, ValueEnum)]
+pub enum SandboxArg {
+    Auto,
+    Require,
+    Off,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -87,6 +95,10 @@ pub struct RunArgs {
     pub workspace_id: Option<String>,
     #[arg(long)]
     pub group_id: Option<String>,
+    /// Keep the command away from the vault's files and processes: auto (Linux namespaces where
+    /// the kernel allows them, else a warning), require (refuse to start without them), off.
+    #[arg(long, value_enum, default_value_t = SandboxArg::Auto)]
+    pub sandbox: SandboxArg,
     #[command(flatten)]
     pub proxy: ProxyArgs,
     /// The command and its arguments.
@@ -127,6 +139,11 @@ pub fn run(cfg: &Config, args: RunArgs) -> Result<()> {
         program: program.clone(),
         args: rest.to_vec(),
         proxy: args.proxy.options(SocketAddr::from(([127, 0, 0, 1], 0)))?,
+        isolation: match args.sandbox {
+            SandboxArg::Auto => Isolation::Auto,
+            SandboxArg::Require => Isolation::Require,
+            SandboxArg::Off => Isolation::Off,
+        },
     };
     let code = crate::run::run(cfg, req)?;
     std::process::exit(code);

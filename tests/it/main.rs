@@ -19,3 +19,4 @@ mod proxy_scope;
 mod proxy_strategies;
 mod readme;
 mod registry_schema;
+mod run_sandbox;
