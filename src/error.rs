@@ -7,6 +7,7 @@
 use crate::auth::AuthError;
 use crate::crypto::CryptoError;
 use crate::policy::{HostError, RuleError};
+use crate::refusal::{CodeClass, ErrorCode, Refusal};
 use crate::registry::RegistryError;
 use crate::scope::{ResolveError, ScopeError};
 use crate::store::StoreError;
@@ -55,9 +56,9 @@ pub enum Error {
     )]
     WrongMasterKey { expected: String, found: String, home: String },
     #[error("{message}")]
-    Denied { code: &'static str, message: String },
+    Denied { code: ErrorCode, message: String },
     #[error("{message}")]
-    Upstream { code: &'static str, message: String },
+    Upstream { code: ErrorCode, message: String },
     #[error("{0}")]
     Io(String),
 }
@@ -104,21 +105,22 @@ impl Error {
         }
     }
 
-    /// The proxy's `(status, x-aivault-error code)` for this error.
-    pub fn proxy_status(&self) -> (u16, &'static str) {
-        match self {
-            Error::Denied { code, .. } => match *code {
-                "proxy_auth_required" => (407, code),
-                "credential_unavailable" | "oauth_refresh_failed" => (502, code),
-                _ => (403, code),
-            },
-            Error::Upstream { code, .. } => match *code {
-                "upstream_timeout" => (504, code),
-                "request_too_large" => (413, code),
-                _ => (502, code),
-            },
-            Error::Crypto(_) | Error::Auth(_) => (502, "credential_unavailable"),
-            _ => (500, "internal_error"),
+    /// The refusal the proxy sends for this error.
+    pub fn refusal(&self) -> Refusal {
+        let code = match self {
+            Error::Denied { code, .. } | Error::Upstream { code, .. } => *code,
+            Error::Crypto(_) | Error::Auth(_) => ErrorCode::CredentialUnavailable,
+            _ => ErrorCode::InternalError,
+        };
+        Refusal::new(code, self.to_string())
+    }
+
+    /// A CLI error for a refusal (as `invoke` reports one).
+    pub fn from_refusal(r: Refusal) -> Error {
+        let message = r.to_string();
+        match r.code.class() {
+            CodeClass::Upstream => Error::Upstream { code: r.code, message },
+            _ => Error::Denied { code: r.code, message },
         }
     }
 }
@@ -126,8 +128,9 @@ impl Error {
 impl From<ResolveError> for Error {
     fn from(e: ResolveError) -> Self {
         match e {
-            ResolveError::NoCredential(_) => Error::Denied { code: "no_credential", message: e.to_string() },
-            ResolveError::Ambiguous { .. } => Error::Denied { code: "no_credential", message: e.to_string() },
+            ResolveError::NoCredential(_) | ResolveError::Ambiguous { .. } => {
+                Error::Denied { code: ErrorCode::NoCredential, message: e.to_string() }
+            }
         }
     }
 }
@@ -148,12 +151,13 @@ mod tests {
     fn exit_codes_and_statuses() {
         assert_eq!(Error::invalid("x").exit_code(), 2);
         assert_eq!(Error::not_found("secret", "a", "").exit_code(), 3);
-        let denied = Error::Denied { code: "capability_denied", message: "no".into() };
-        assert_eq!(denied.proxy_status(), (403, "capability_denied"));
-        let timeout = Error::Upstream { code: "upstream_timeout", message: "slow".into() };
-        assert_eq!(timeout.proxy_status(), (504, "upstream_timeout"));
-        let auth = Error::Denied { code: "proxy_auth_required", message: "token".into() };
-        assert_eq!(auth.proxy_status().0, 407);
+        let denied = Error::Denied { code: ErrorCode::CapabilityDenied, message: "no".into() };
+        assert_eq!(denied.refusal().status(), 403);
+        let timeout = Error::Upstream { code: ErrorCode::UpstreamTimeout, message: "slow".into() };
+        assert_eq!(timeout.refusal().code, ErrorCode::UpstreamTimeout);
+        assert_eq!(timeout.refusal().status(), 504);
+        let auth = Error::Denied { code: ErrorCode::ProxyAuthRequired, message: "token".into() };
+        assert_eq!(auth.refusal().status(), 407);
     }
 
     /// Errors raised while handling a secret value never render that value.

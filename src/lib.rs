@@ -11,6 +11,7 @@ pub mod crypto;
 pub mod error;
 pub mod percent;
 pub mod policy;
+pub mod refusal;
 pub mod registry;
 pub mod scope;
 pub mod secret;

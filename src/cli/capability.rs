@@ -264,7 +264,7 @@ pub fn invoke(cfg: &Config, out: Out, args: InvokeArgs) -> Result<()> {
     render::raw(&response.body);
     if response.summary.status.is_some_and(|s| s >= 400) {
         return Err(Error::Upstream {
-            code: "upstream_status",
+            code: crate::refusal::ErrorCode::UpstreamStatus,
             message: format!("upstream answered HTTP {}", response.summary.status.unwrap_or(0)),
         });
     }

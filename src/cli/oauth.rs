@@ -133,7 +133,7 @@ pub fn run(cfg: &Config, out: Out, cmd: OAuthCmd) -> Result<()> {
                     let req = oauth2::token_request(&client, Grant::Refresh(rt.expose()), &target.scopes);
                     let tokens = runtime.block_on(exchange(&upstream, &target.token_endpoint, &req)).map_err(|e| {
                         Error::Denied {
-                            code: "oauth_refresh_failed",
+                            code: crate::refusal::ErrorCode::OauthRefreshFailed,
                             message: format!("refusing to store the refresh token: the provider rejected it ({e})"),
                         }
                     })?;
@@ -231,9 +231,12 @@ async fn connect_flow(
     let client =
         Client { id: client_id.expose(), secret: client_secret.map(SecretString::expose), auth: target.client_auth };
     let grant = Grant::Code { code: code.expose(), redirect_uri: &redirect_uri, verifier: verifier.expose() };
-    exchange(upstream, &target.token_endpoint, &oauth2::token_request(&client, grant, scopes))
-        .await
-        .map_err(|e| Error::Denied { code: "oauth_refresh_failed", message: format!("the code exchange failed: {e}") })
+    exchange(upstream, &target.token_endpoint, &oauth2::token_request(&client, grant, scopes)).await.map_err(|e| {
+        Error::Denied {
+            code: crate::refusal::ErrorCode::OauthRefreshFailed,
+            message: format!("the code exchange failed: {e}"),
+        }
+    })
 }
 
 /// Serves the loopback redirect until a request with a matching `state` arrives.
@@ -264,7 +267,7 @@ async fn wait_for_code(listener: &tokio::net::TcpListener, state: &str) -> Resul
                 "400 Bad Request",
                 "Authorization was denied. You can close this tab.",
                 Err(Error::Denied {
-                    code: "oauth_refresh_failed",
+                    code: crate::refusal::ErrorCode::OauthRefreshFailed,
                     message: format!("the provider denied authorization: {err}"),
                 }),
             )
@@ -274,7 +277,7 @@ async fn wait_for_code(listener: &tokio::net::TcpListener, state: &str) -> Resul
                 "400 Bad Request",
                 "State mismatch: this redirect was not started by aivault.",
                 Err(Error::Denied {
-                    code: "oauth_refresh_failed",
+                    code: crate::refusal::ErrorCode::OauthRefreshFailed,
                     message: "the redirect's state does not match; refusing the code (possible CSRF)".into(),
                 }),
             )

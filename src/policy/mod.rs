@@ -5,6 +5,7 @@
 mod host;
 mod path;
 
+use crate::refusal::{ErrorCode, Refusal};
 use std::collections::HashMap;
 
 pub use host::{HostError, HostPattern, normalize_host, split_host_port};
@@ -97,11 +98,16 @@ pub enum Denial {
 
 impl Denial {
     /// The machine-readable code agents receive.
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> ErrorCode {
         match self {
-            Denial::HostNotAllowed { .. } => "host_not_allowed",
-            Denial::CapabilityDenied { .. } | Denial::AmbiguousPath { .. } => "capability_denied",
+            Denial::HostNotAllowed { .. } => ErrorCode::HostNotAllowed,
+            Denial::CapabilityDenied { .. } | Denial::AmbiguousPath { .. } => ErrorCode::CapabilityDenied,
         }
+    }
+
+    /// The refusal the proxy sends for this denial.
+    pub fn refusal(&self) -> Refusal {
+        Refusal::new(self.code(), self.message())
     }
 
     pub fn message(&self) -> String {
@@ -237,7 +243,7 @@ mod tests {
         for (host, method, path, want) in cases {
             let got = match policy.decide(host, 443, method, path) {
                 Decision::Allow { rule, .. } => format!("allow:{}", rule.id),
-                Decision::Deny(d) => d.code().to_owned(),
+                Decision::Deny(d) => d.code().as_str().to_owned(),
             };
             assert_eq!(&got, want, "{method} {host}{path}");
         }

@@ -10,6 +10,7 @@ use super::respond;
 use super::upstream::{Upstream, UpstreamConfig};
 use crate::config::Config;
 use crate::error::{Error, Result};
+use crate::refusal::ErrorCode;
 use crate::scope::Context;
 use crate::service::Vault;
 
@@ -133,36 +134,29 @@ pub fn run(cfg: &Config, net: &UpstreamConfig, req: InvokeRequest) -> Result<Inv
         let request = request.body(respond::full(req.body)).map_err(|e| Error::invalid(e.to_string()))?;
         let caller = Caller { agent: "cli".into(), ctx: req.ctx.clone() };
         let dest = Destination { https: port != 80, host, port, capability: Some(req.capability.clone()) };
-        let response = pipeline::handle(&shared, &caller, &dest, request).await;
+        let outcome = pipeline::serve(&shared, &caller, &dest, request).await;
+        let response = match outcome {
+            Ok(r) => r,
+            Err(refusal) => {
+                drop(shared);
+                let _ = writer.await;
+                return Err(Error::from_refusal(refusal));
+            }
+        };
         let status = response.status().as_u16();
         let headers: Vec<(String, String)> = response
             .headers()
             .iter()
             .map(|(k, v)| (k.to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
             .collect();
-        let proxy_error =
-            response.headers().get(respond::ERROR_HEADER).and_then(|v| v.to_str().ok()).map(str::to_owned);
         let bytes = response
             .into_body()
             .collect()
             .await
-            .map_err(|e| Error::Upstream { code: "upstream_error", message: e.to_string() })?
+            .map_err(|e| Error::Upstream { code: ErrorCode::UpstreamError, message: e.to_string() })?
             .to_bytes();
         drop(shared);
         let _ = writer.await;
-        if let Some(code) = proxy_error {
-            let message = serde_json::from_slice::<serde_json::Value>(&bytes)
-                .ok()
-                .and_then(|v| v.get("message").and_then(|m| m.as_str()).map(str::to_owned))
-                .unwrap_or_default();
-            let code: &'static str = crate::proxy::error_code(&code);
-            let message = format!("{code}: {message}");
-            return Err(if status == 403 || status == 407 {
-                Error::Denied { code, message }
-            } else {
-                Error::Upstream { code, message }
-            });
-        }
         Ok::<_, Error>((status, headers, bytes.to_vec()))
     })?;
     summary.status = Some(status);

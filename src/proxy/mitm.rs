@@ -22,6 +22,7 @@ use super::upstream::Body;
 use super::websocket;
 use crate::audit::AuditEvent;
 use crate::policy::{normalize_host, split_host_port};
+use crate::refusal::ErrorCode;
 
 pub async fn intercept(state: Arc<ProxyState>, on_upgrade: OnUpgrade, agent: Agent, host: String, port: u16) {
     let _active = ActiveGuard::new(&state);
@@ -94,8 +95,7 @@ async fn inner(state: Arc<ProxyState>, dest: Destination, agent: Agent, req: Req
         };
         if !pinned {
             return respond::error(
-                421,
-                "misdirected_request",
+                ErrorCode::MisdirectedRequest,
                 &format!(
                     "this tunnel was opened for {}:{}; it cannot carry requests for {named}",
                     dest.host, dest.port
@@ -104,7 +104,7 @@ async fn inner(state: Arc<ProxyState>, dest: Destination, agent: Agent, req: Req
         }
     }
     if state.shared.snapshot.load().agent_by_hash(&agent.token_hash).is_none() {
-        return respond::error(407, "proxy_auth_required", "the agent token was revoked");
+        return respond::error(ErrorCode::ProxyAuthRequired, "the agent token was revoked");
     }
     if websocket::is_upgrade(&req) {
         return websocket::handle(state, dest, agent, req).await;

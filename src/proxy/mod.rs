@@ -29,25 +29,3 @@ use std::sync::Arc;
 pub fn crypto_provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
-
-/// Every error code the proxy sends in `x-aivault-error`.
-pub const ERROR_CODES: &[&str] = &[
-    "proxy_auth_required",
-    "host_not_allowed",
-    "capability_denied",
-    "no_credential",
-    "credential_unavailable",
-    "destination_blocked",
-    "upstream_error",
-    "upstream_timeout",
-    "bad_request",
-    "request_too_large",
-    "oauth_refresh_failed",
-    "misdirected_request",
-    "unsupported_payload_signing",
-];
-
-/// Maps a code string back to its static spelling (unknown codes become `upstream_error`).
-pub fn error_code(code: &str) -> &'static str {
-    ERROR_CODES.iter().find(|c| **c == code).copied().unwrap_or("upstream_error")
-}

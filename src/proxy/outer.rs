@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use http::{Method, Request, Response, StatusCode};
+use http::{Method, Request, Response};
 use http_body_util::BodyExt as _;
 use hyper::body::Incoming;
 
@@ -15,6 +15,7 @@ use super::{agent_auth, mitm, tunnel};
 use crate::audit::AuditEvent;
 use crate::crypto;
 use crate::policy::{normalize_host, split_host_port};
+use crate::refusal::{ErrorCode, Refusal};
 
 /// An authenticated agent, remembered by token hash so every later request can be re-checked.
 #[derive(Clone, Debug)]
@@ -36,8 +37,7 @@ pub async fn handle(
         absolute_form(state, req).await
     } else {
         respond::error(
-            400,
-            "bad_request",
+            ErrorCode::BadRequest,
             "this is a forward proxy: set HTTPS_PROXY=http://agent:<token>@<this address> (or use `aivault run`)",
         )
     };
@@ -45,11 +45,9 @@ pub async fn handle(
 }
 
 /// Checks the agent token against the current snapshot.
-// The error is the response to send, built once per refused request.
-#[allow(clippy::result_large_err)]
-pub fn authenticate(state: &ProxyState, headers: &http::HeaderMap) -> Result<Agent, Response<Body>> {
+pub fn authenticate(state: &ProxyState, headers: &http::HeaderMap) -> Result<Agent, Refusal> {
     let Some(token) = agent_auth::presented_token(headers) else {
-        return Err(respond::error(407, "proxy_auth_required", "proxy authentication required: send the agent token"));
+        return Err(Refusal::new(ErrorCode::ProxyAuthRequired, "proxy authentication required: send the agent token"));
     };
     let hash = crypto::sha256_hex(token.expose().as_bytes());
     let snapshot = state.shared.snapshot.load();
@@ -57,11 +55,12 @@ pub fn authenticate(state: &ProxyState, headers: &http::HeaderMap) -> Result<Age
         Some(agent) => {
             Ok(Agent { caller: Caller { agent: agent.name.clone(), ctx: agent.context.clone() }, token_hash: hash })
         }
-        None => Err(respond::error(407, "proxy_auth_required", "the agent token is invalid or revoked")),
+        None => Err(Refusal::new(ErrorCode::ProxyAuthRequired, "the agent token is invalid or revoked")),
     }
 }
 
-fn audit_denied(state: &ProxyState, agent: Option<&Agent>, host: &str, method: &str, status: u16, code: &str) {
+/// Audits a refusal made before the pipeline (CONNECT, authentication) and renders it.
+fn refuse(state: &ProxyState, agent: Option<&Agent>, host: &str, method: &str, refusal: &Refusal) -> Response<Body> {
     let mut e = AuditEvent::new("proxy.connect");
     if let Some(a) = agent {
         e.agent = Some(a.caller.agent.clone());
@@ -70,50 +69,43 @@ fn audit_denied(state: &ProxyState, agent: Option<&Agent>, host: &str, method: &
     }
     e.host = Some(host.to_owned());
     e.method = Some(method.to_owned());
-    e.status = Some(status);
-    e.outcome = Some(code.to_owned());
+    e.status = Some(refusal.status());
+    e.outcome = Some(refusal.code.as_str().to_owned());
     state.shared.audit.record(e);
+    respond::refusal(refusal)
 }
 
 async fn connect(state: Arc<ProxyState>, mut req: Request<Incoming>) -> Response<Body> {
     let Some(authority) = req.uri().authority().map(|a| a.as_str().to_owned()) else {
-        return respond::error(400, "bad_request", "CONNECT needs a host:port target");
+        return respond::error(ErrorCode::BadRequest, "CONNECT needs a host:port target");
     };
     let (host, port) = match split_host_port(&authority) {
         Ok((h, Some(p))) => match normalize_host(&h) {
             Ok(h) => (h, p),
-            Err(_) => return respond::error(400, "bad_request", &format!("invalid CONNECT host in '{authority}'")),
+            Err(_) => return respond::error(ErrorCode::BadRequest, &format!("invalid CONNECT host in '{authority}'")),
         },
-        Ok((_, None)) => return respond::error(400, "bad_request", "CONNECT target must include a port (host:443)"),
-        Err(_) => return respond::error(400, "bad_request", &format!("invalid CONNECT target '{authority}'")),
+        Ok((_, None)) => return respond::error(ErrorCode::BadRequest, "CONNECT target must include a port (host:443)"),
+        Err(_) => return respond::error(ErrorCode::BadRequest, &format!("invalid CONNECT target '{authority}'")),
     };
     let agent = match authenticate(&state, req.headers()) {
         Ok(a) => a,
-        Err(resp) => {
-            audit_denied(&state, None, &host, "CONNECT", 407, "proxy_auth_required");
-            return resp;
-        }
+        Err(refusal) => return refuse(&state, None, &host, "CONNECT", &refusal),
     };
     let known = state.shared.snapshot.load().policy.knows_host(&host, port);
     if !known {
         if state.opts.unmatched == Unmatched::Deny {
-            audit_denied(&state, Some(&agent), &host, "CONNECT", 403, "host_not_allowed");
-            return respond::error(
-                403,
-                "host_not_allowed",
-                &format!("no capability allows host {host}:{port}; the proxy runs with --unmatched deny"),
-            );
+            let why = format!("no capability allows host {host}:{port}; the proxy runs with --unmatched deny");
+            return refuse(&state, Some(&agent), &host, "CONNECT", &Refusal::new(ErrorCode::HostNotAllowed, why));
         }
         // Tunnel without interception: connect first so a refusal is still a proper response.
         let upstream = match state.shared.upstream.connect_tcp(&host, port).await {
             Ok(s) => s,
-            Err(e @ super::upstream::ConnectError::Blocked { .. }) => {
-                audit_denied(&state, Some(&agent), &host, "CONNECT", 403, "destination_blocked");
-                return respond::error(403, "destination_blocked", &e.to_string());
-            }
             Err(e) => {
-                audit_denied(&state, Some(&agent), &host, "CONNECT", 502, "upstream_error");
-                return respond::error(502, "upstream_error", &e.to_string());
+                let code = match e {
+                    super::upstream::ConnectError::Blocked { .. } => ErrorCode::DestinationBlocked,
+                    _ => ErrorCode::UpstreamError,
+                };
+                return refuse(&state, Some(&agent), &host, "CONNECT", &Refusal::new(code, e.to_string()));
             }
         };
         let on_upgrade = hyper::upgrade::on(&mut req);
@@ -129,20 +121,19 @@ async fn absolute_form(state: Arc<ProxyState>, req: Request<Incoming>) -> Respon
     let https = match req.uri().scheme_str() {
         Some("https") => true,
         Some("http") => false,
-        Some(other) => return respond::error(400, "bad_request", &format!("unsupported scheme {other}://")),
-        None => return respond::error(400, "bad_request", "absolute-form request without a scheme"),
+        Some(other) => return respond::error(ErrorCode::BadRequest, &format!("unsupported scheme {other}://")),
+        None => return respond::error(ErrorCode::BadRequest, "absolute-form request without a scheme"),
     };
-    let Some(uri_host) = req.uri().host() else { return respond::error(400, "bad_request", "request URI has no host") };
+    let Some(uri_host) = req.uri().host() else {
+        return respond::error(ErrorCode::BadRequest, "request URI has no host");
+    };
     let Ok(host) = normalize_host(uri_host) else {
-        return respond::error(400, "bad_request", "invalid host in request URI");
+        return respond::error(ErrorCode::BadRequest, "invalid host in request URI");
     };
     let port = req.uri().port_u16().unwrap_or(if https { 443 } else { 80 });
     let agent = match authenticate(&state, req.headers()) {
         Ok(a) => a,
-        Err(resp) => {
-            audit_denied(&state, None, &host, req.method().as_str(), 407, "proxy_auth_required");
-            return resp;
-        }
+        Err(refusal) => return refuse(&state, None, &host, req.method().as_str(), &refusal),
     };
     if host == INTERNAL_HOST && !https {
         return internal(&state, req.uri().path());
@@ -151,7 +142,9 @@ async fn absolute_form(state: Arc<ProxyState>, req: Request<Incoming>) -> Respon
     let req = req.map(|b| b.map_err(Into::into).boxed());
     let known = state.shared.snapshot.load().policy.knows_host(&dest.host, dest.port);
     if !known && state.opts.unmatched == Unmatched::Tunnel {
-        return pipeline::passthrough(&state.shared, &agent.caller, &dest, req).await;
+        return pipeline::passthrough(&state.shared, &agent.caller, &dest, req)
+            .await
+            .unwrap_or_else(|refusal| respond::refusal(&refusal));
     }
     pipeline::handle(&state.shared, &agent.caller, &dest, req).await
 }
@@ -168,10 +161,6 @@ fn internal(state: &ProxyState, path: &str) -> Response<Body> {
             r.headers_mut().insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/json"));
             r
         }
-        _ => {
-            let mut r = respond::error(404, "bad_request", "unknown aivault endpoint");
-            *r.status_mut() = StatusCode::NOT_FOUND;
-            r
-        }
+        _ => respond::error(ErrorCode::NotFound, "unknown aivault endpoint"),
     }
 }

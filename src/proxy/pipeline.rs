@@ -22,7 +22,8 @@ use crate::auth::inject::{self, Target};
 use crate::auth::oauth2::OAuthError;
 use crate::auth::{AuthConfig, AuthError};
 use crate::crypto::MasterKey;
-use crate::policy::{Decision, Denial};
+use crate::policy::Decision;
+use crate::refusal::{ErrorCode, Refusal};
 use crate::scope::Context;
 use crate::secret::SecretString;
 use crate::service::Snapshot;
@@ -91,14 +92,24 @@ pub struct Destination {
     pub capability: Option<String>,
 }
 
-/// Handles one request end to end.
+/// Handles one request end to end; a refusal is rendered here (already audited).
 pub async fn handle(shared: &Shared, caller: &Caller, dest: &Destination, req: Request<Body>) -> Response<Body> {
+    serve(shared, caller, dest, req).await.unwrap_or_else(|refusal| respond::refusal(&refusal))
+}
+
+/// The life of a request, with a refusal as a value (audited before it is returned).
+pub async fn serve(
+    shared: &Shared,
+    caller: &Caller,
+    dest: &Destination,
+    req: Request<Body>,
+) -> Result<Response<Body>, Refusal> {
     let (parts, body) = req.into_parts();
     let mut p = match prepare(shared, caller, dest, parts) {
         Ok(p) => p,
-        Err(denied) => {
+        Err(refusal) => {
             super::body::drain(body, 64 * 1024).await;
-            return denied;
+            return Err(refusal);
         }
     };
     // 4b. SigV4 signs the request exactly as it will leave (buffering the body only if it must);
@@ -107,11 +118,7 @@ pub async fn handle(shared: &Shared, caller: &Caller, dest: &Destination, req: R
         Deferred::SigV4(job) => {
             match super::sign::sign(job, dest, &p.method, &mut p.target, body, shared.limits.sigv4_max_body).await {
                 Ok(body) => body,
-                Err(resp) => {
-                    let code = error_code_of(&resp);
-                    finish(&shared.audit, p.event, p.started, Some(resp.status().as_u16()), &code, 0, 0);
-                    return resp;
-                }
+                Err(refusal) => return Err(refused(&shared.audit, p.event, p.started, refusal)),
             }
         }
         Deferred::OAuth(job) => return oauth_forward(shared, dest, p, body, job).await,
@@ -119,6 +126,12 @@ pub async fn handle(shared: &Shared, caller: &Caller, dest: &Destination, req: R
     };
     // 5–7. Re-originate, stream back, audit.
     forward(shared, dest, p, body).await
+}
+
+/// Audits a refusal and hands it back.
+fn refused(audit: &AuditSink, event: AuditEvent, started: Instant, refusal: Refusal) -> Refusal {
+    finish(audit, event, started, Some(refusal.status()), refusal.code.as_str(), 0, 0);
+    refusal
 }
 
 /// A request that passed phases 1–4: allowed, credential resolved, agent auth stripped, real
@@ -134,15 +147,13 @@ pub struct Prepared {
     pub needles: Needles,
 }
 
-/// Phases 1–4. A refusal is returned as the response to send (already audited).
-// The error is the response to send, built once per refused request.
-#[allow(clippy::result_large_err)]
+/// Phases 1–4. A refusal is returned as a value (already audited).
 pub fn prepare(
     shared: &Shared,
     caller: &Caller,
     dest: &Destination,
     parts: http::request::Parts,
-) -> Result<Prepared, Response<Body>> {
+) -> Result<Prepared, Refusal> {
     let started = Instant::now();
     let snapshot = shared.snapshot.load();
     let method = parts.method.as_str().to_owned();
@@ -154,20 +165,17 @@ pub fn prepare(
     event.method = Some(method.clone());
     event.host = Some(dest.host.clone());
     event.path = Some(raw_path.clone());
-    let deny = |event: AuditEvent, resp: Response<Body>, outcome: &str| {
-        finish(&shared.audit, event, started, Some(resp.status().as_u16()), outcome, 0, 0);
-        resp
-    };
+    let deny = |event: AuditEvent, refusal: Refusal| refused(&shared.audit, event, started, refusal);
 
     // 1. Match: host, method and path against the capability allow-lists.
     let (capability, match_path) = match &dest.capability {
         Some(named) => match snapshot.check_capability(named, &method, &raw_path) {
             Ok(rule) => (rule.id.clone(), raw_path.clone()),
-            Err(denial) => return Err(deny(event, denial_response(&denial), denial.code())),
+            Err(denial) => return Err(deny(event, denial.refusal())),
         },
         None => match snapshot.decide(&dest.host, dest.port, &method, &raw_path) {
             (Decision::Allow { rule, .. }, path) => (rule.id.clone(), path.to_owned()),
-            (Decision::Deny(denial), _) => return Err(deny(event, denial_response(&denial), denial.code())),
+            (Decision::Deny(denial), _) => return Err(deny(event, denial.refusal())),
         },
     };
     event.capability = Some(capability.clone());
@@ -175,10 +183,7 @@ pub fn prepare(
     // 2. Resolve the credential for the caller's context (group → workspace → global).
     let resolved = match snapshot.resolve(&shared.key, &capability, &dest.host, dest.port, &caller.ctx) {
         Ok(r) => r,
-        Err(e) => {
-            let (status, code) = e.proxy_status();
-            return Err(deny(event, respond::error(status, code, &e.to_string()), code));
-        }
+        Err(e) => return Err(deny(event, e.refusal())),
     };
     event.credential = Some(resolved.credential_id.clone());
 
@@ -211,10 +216,7 @@ pub fn prepare(
     drop(resolved);
     let deferred = match injected {
         Ok(sign) => sign,
-        Err(e) => {
-            let resp = respond::error(502, "credential_unavailable", &e.to_string());
-            return Err(deny(event, resp, "credential_unavailable"));
-        }
+        Err(e) => return Err(deny(event, Refusal::new(ErrorCode::CredentialUnavailable, e.to_string()))),
     };
     event.path = Some(target.path_for_audit(&auth));
     Ok(Prepared { method: parts.method, target, event, started, deferred, needles })
@@ -222,7 +224,12 @@ pub fn prepare(
 
 /// Forwards a request for a host no capability names (`--unmatched tunnel`, absolute-form):
 /// nothing is injected, the agent's own headers pass, the destination guard still applies.
-pub async fn passthrough(shared: &Shared, caller: &Caller, dest: &Destination, req: Request<Body>) -> Response<Body> {
+pub async fn passthrough(
+    shared: &Shared,
+    caller: &Caller,
+    dest: &Destination,
+    req: Request<Body>,
+) -> Result<Response<Body>, Refusal> {
     let started = Instant::now();
     let (parts, body) = req.into_parts();
     let mut event = AuditEvent::new("proxy.passthrough");
@@ -249,38 +256,31 @@ pub async fn passthrough(shared: &Shared, caller: &Caller, dest: &Destination, r
 }
 
 /// Steps 5–7: guard and re-originate over the pooled client, stream the response, audit at the end.
-async fn forward(shared: &Shared, dest: &Destination, p: Prepared, body: Body) -> Response<Body> {
+async fn forward(shared: &Shared, dest: &Destination, p: Prepared, body: Body) -> Result<Response<Body>, Refusal> {
     let Prepared { method, target, event, started, needles, .. } = p;
     let bytes_in = Arc::new(AtomicU64::new(0));
     match send(shared, dest, method, &target, Counted::new(body, bytes_in.clone()).boxed()).await {
-        Ok(response) => relay(shared, response, event, started, bytes_in, needles),
-        Err(refused) => {
-            let code = error_code_of(&refused);
-            finish(&shared.audit, event, started, Some(refused.status().as_u16()), &code, 0, 0);
-            refused
-        }
+        Ok(response) => Ok(relay(shared, response, event, started, bytes_in, needles)),
+        Err(refusal) => Err(refused(&shared.audit, event, started, refusal)),
     }
 }
 
-/// Step 5: guard and re-originate. A refusal comes back as the response to send.
+/// Step 5: guard and re-originate.
 async fn send(
     shared: &Shared,
     dest: &Destination,
     method: http::Method,
     target: &Target,
     body: Body,
-) -> Result<Response<hyper::body::Incoming>, Response<Body>> {
-    let upstream_req = match build_upstream_request(dest, method, target, body) {
-        Ok(r) => r,
-        Err(msg) => return Err(respond::error(400, "bad_request", &msg)),
-    };
+) -> Result<Response<hyper::body::Incoming>, Refusal> {
+    let upstream_req = build_upstream_request(dest, method, target, body)?;
     match shared.upstream.send(upstream_req).await {
         Ok(r) => Ok(r),
-        Err(UpstreamError::Blocked(msg)) => Err(respond::error(403, "destination_blocked", &msg)),
+        Err(UpstreamError::Blocked(msg)) => Err(Refusal::new(ErrorCode::DestinationBlocked, msg)),
         Err(UpstreamError::Timeout) => {
-            Err(respond::error(504, "upstream_timeout", &format!("{} did not answer in time", dest.host)))
+            Err(Refusal::new(ErrorCode::UpstreamTimeout, format!("{} did not answer in time", dest.host)))
         }
-        Err(UpstreamError::Failed(msg)) => Err(respond::error(502, "upstream_error", &msg)),
+        Err(UpstreamError::Failed(msg)) => Err(Refusal::new(ErrorCode::UpstreamError, msg)),
     }
 }
 
@@ -315,27 +315,25 @@ fn relay(
     Response::from_parts(head, done.boxed())
 }
 
-fn error_code_of(resp: &Response<Body>) -> String {
-    resp.headers().get(respond::ERROR_HEADER).and_then(|v| v.to_str().ok()).unwrap_or("error").to_owned()
-}
-
 /// The largest request body kept in memory so an OAuth request can be replayed after a 401.
 const REPLAY_LIMIT: u64 = 1024 * 1024;
 
 /// 4c + 5–7 for OAuth2: inject a current access token; on a 401, force one refresh and replay
 /// the request once if its body could be kept.
-async fn oauth_forward(shared: &Shared, dest: &Destination, p: Prepared, body: Body, job: OAuthJob) -> Response<Body> {
+async fn oauth_forward(
+    shared: &Shared,
+    dest: &Destination,
+    p: Prepared,
+    body: Body,
+    job: OAuthJob,
+) -> Result<Response<Body>, Refusal> {
     let Prepared { method, mut target, mut event, started, mut needles, .. } = p;
-    let fail = |event: AuditEvent, e: OAuthError| {
-        event_detail_finish(shared, event, started, &e);
-        let body = serde_json::json!({
-            "error": "oauth_refresh_failed",
-            "message": format!("refreshing the OAuth2 access token failed: {e}"),
-            "oauth_error": e.code,
-        });
-        let mut resp = respond::error(502, "oauth_refresh_failed", "");
-        *resp.body_mut() = respond::full(body.to_string());
-        resp
+    let fail = |mut event: AuditEvent, e: OAuthError| -> Result<Response<Body>, Refusal> {
+        event.detail = Some(format!("oauth error {}", e.code));
+        let refusal =
+            Refusal::new(ErrorCode::OauthRefreshFailed, format!("refreshing the OAuth2 access token failed: {e}"))
+                .with("oauth_error", e.code.clone());
+        Err(refused(&shared.audit, event, started, refusal))
     };
     let (replay, mut body) = match http_body::Body::size_hint(&body).exact() {
         Some(n) if n <= REPLAY_LIMIT => match body.collect().await {
@@ -343,7 +341,10 @@ async fn oauth_forward(shared: &Shared, dest: &Destination, p: Prepared, body: B
                 let bytes = b.to_bytes();
                 (Some(bytes.clone()), respond::full(bytes))
             }
-            Err(e) => return respond::error(400, "bad_request", &format!("reading the request body failed: {e}")),
+            Err(e) => {
+                let refusal = Refusal::new(ErrorCode::BadRequest, format!("reading the request body failed: {e}"));
+                return Err(refused(&shared.audit, event, started, refusal));
+            }
         },
         _ => (None, body),
     };
@@ -360,15 +361,11 @@ async fn oauth_forward(shared: &Shared, dest: &Destination, p: Prepared, body: B
         let response =
             match send(shared, dest, method.clone(), &target, Counted::new(body, bytes_in.clone()).boxed()).await {
                 Ok(r) => r,
-                Err(refused) => {
-                    let code = error_code_of(&refused);
-                    finish(&shared.audit, event, started, Some(refused.status().as_u16()), &code, 0, 0);
-                    return refused;
-                }
+                Err(refusal) => return Err(refused(&shared.audit, event, started, refusal)),
             };
         let retry = attempt == 0 && response.status() == http::StatusCode::UNAUTHORIZED;
         let Some(bytes) = replay.as_ref().filter(|_| retry) else {
-            return relay(shared, response, event, started, bytes_in, needles);
+            return Ok(relay(shared, response, event, started, bytes_in, needles));
         };
         drop(response);
         event.detail = Some("upstream answered 401; refreshed the token and replayed once".into());
@@ -378,7 +375,8 @@ async fn oauth_forward(shared: &Shared, dest: &Destination, p: Prepared, body: B
         };
         body = respond::full(bytes.clone());
     }
-    respond::error(502, "upstream_error", "the upstream rejected the refreshed token")
+    let refusal = Refusal::new(ErrorCode::UpstreamError, "the upstream rejected the refreshed token");
+    Err(refused(&shared.audit, event, started, refusal))
 }
 
 fn set_bearer(target: &mut Target, token: &SecretString) -> Result<(), OAuthError> {
@@ -387,11 +385,6 @@ fn set_bearer(target: &mut Target, token: &SecretString) -> Result<(), OAuthErro
     v.set_sensitive(true);
     target.headers.insert(http::header::AUTHORIZATION, v);
     Ok(())
-}
-
-fn event_detail_finish(shared: &Shared, mut event: AuditEvent, started: Instant, e: &OAuthError) {
-    event.detail = Some(format!("oauth error {}", e.code));
-    finish(&shared.audit, event, started, Some(502), "oauth_refresh_failed", 0, 0);
 }
 
 /// Header-, query-, path- and basic-style strategies inject directly; OAuth2 uses a stored
@@ -431,10 +424,6 @@ pub enum Deferred {
     None,
     SigV4(super::sign::SigV4Job),
     OAuth(OAuthJob),
-}
-
-fn denial_response(d: &Denial) -> Response<Body> {
-    respond::error(403, d.code(), &d.message())
 }
 
 pub(crate) fn finish(
@@ -486,13 +475,13 @@ fn build_upstream_request(
     method: http::Method,
     target: &Target,
     body: Body,
-) -> Result<Request<Body>, String> {
+) -> Result<Request<Body>, Refusal> {
     let scheme = if dest.https { "https" } else { "http" };
     let default_port = if dest.https { 443 } else { 80 };
     let authority = if dest.port == default_port { dest.host.clone() } else { format!("{}:{}", dest.host, dest.port) };
     let uri: Uri = format!("{scheme}://{authority}{}", target.path_and_query())
         .parse()
-        .map_err(|_| "the request target is not a valid URI".to_owned())?;
+        .map_err(|_| Refusal::new(ErrorCode::BadRequest, "the request target is not a valid URI"))?;
     let mut headers = target.headers.clone();
     strip_hop_by_hop(&mut headers);
     // The pooled client sets Host (HTTP/1.1) or :authority (HTTP/2) from the URI. `Expect` was

@@ -1,4 +1,4 @@
-//! Synthetic responses: the proxy's own errors, as JSON with `x-aivault-error`.
+//! Synthetic responses: refusals rendered once, as JSON with `x-aivault-error`.
 //!
 //! Architecture invariant: messages here are built from codes, ids and host names only; no
 //! secret value reaches a response the proxy writes itself.
@@ -8,28 +8,34 @@ use http::{HeaderValue, Response, StatusCode};
 use http_body_util::{BodyExt as _, Full};
 
 use super::upstream::Body;
+use crate::refusal::{ErrorCode, Refusal};
 
-pub const ERROR_HEADER: &str = "x-aivault-error";
+/// The one place `x-aivault-error` is written.
+const ERROR_HEADER: &str = "x-aivault-error";
 
-/// A JSON error response.
-pub fn error(status: u16, code: &str, message: &str) -> Response<Body> {
-    let body = serde_json::json!({ "error": code, "message": message });
+/// Renders a refusal: JSON `{"error", "message", "hint", ...}` and `x-aivault-error: CODE`.
+pub fn refusal(r: &Refusal) -> Response<Body> {
+    let mut body = serde_json::json!({ "error": r.code.as_str(), "message": r.message, "hint": r.code.hint() });
+    if let Some((k, v)) = &r.extra {
+        body[*k] = serde_json::Value::String(v.clone());
+    }
     let mut resp = Response::new(full(body.to_string()));
-    *resp.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY);
+    *resp.status_mut() = StatusCode::from_u16(r.status()).unwrap_or(StatusCode::BAD_GATEWAY);
     let headers = resp.headers_mut();
     headers.insert(http::header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    if let Ok(v) = HeaderValue::from_str(code) {
-        headers.insert(ERROR_HEADER, v);
-    }
-    if status == 407 {
+    headers.insert(ERROR_HEADER, HeaderValue::from_static(r.code.as_str()));
+    if r.code == ErrorCode::ProxyAuthRequired {
         headers.insert(http::header::PROXY_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"aivault\""));
+    }
+    if r.code == ErrorCode::TooManyConnections {
+        headers.insert(http::header::RETRY_AFTER, HeaderValue::from_static("1"));
     }
     resp
 }
 
-pub fn from_error(e: &crate::Error) -> Response<Body> {
-    let (status, code) = e.proxy_status();
-    error(status, code, &e.to_string())
+/// Shorthand for `refusal(&Refusal::new(code, message))`.
+pub fn error(code: ErrorCode, message: &str) -> Response<Body> {
+    refusal(&Refusal::new(code, message))
 }
 
 pub fn full(text: impl Into<Bytes>) -> Body {
@@ -46,7 +52,7 @@ mod tests {
 
     #[test]
     fn error_shape() {
-        let r = error(407, "proxy_auth_required", "missing token");
+        let r = error(ErrorCode::ProxyAuthRequired, "missing token");
         assert_eq!(r.status(), 407);
         assert_eq!(r.headers()[ERROR_HEADER], "proxy_auth_required");
         assert!(r.headers().contains_key("proxy-authenticate"));

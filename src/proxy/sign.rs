@@ -6,7 +6,7 @@
 //! to the agent's (placeholder) signature and would all need re-signing.
 
 use bytes::Bytes;
-use http::{HeaderName, HeaderValue, Response};
+use http::{HeaderName, HeaderValue};
 use http_body_util::BodyExt as _;
 
 use super::pipeline::Destination;
@@ -14,6 +14,7 @@ use super::respond;
 use super::upstream::Body;
 use crate::auth::inject::Target;
 use crate::auth::sigv4::{self, Credentials, Settings};
+use crate::refusal::{ErrorCode, Refusal};
 use crate::secret::SecretString;
 
 /// Everything needed to sign one request; the key material is zeroized on drop.
@@ -67,7 +68,7 @@ pub async fn sign(
     target: &mut Target,
     body: Body,
     max_body: usize,
-) -> Result<Body, Response<Body>> {
+) -> Result<Body, Refusal> {
     let declared = target.headers.get("x-amz-content-sha256").and_then(|v| v.to_str().ok()).map(str::to_owned);
     let s3 = job.service.starts_with("s3");
     let (payload_hash, body) = match declared.as_deref() {
@@ -75,9 +76,8 @@ pub async fn sign(
             // Read (a bounded amount of) the upload first: some HTTP/2 clients discard a response
             // that arrives while the stream's body is still unread and gets reset.
             super::body::drain(body, 1024 * 1024).await;
-            return Err(respond::error(
-                400,
-                "unsupported_payload_signing",
+            return Err(Refusal::new(
+                ErrorCode::UnsupportedPayloadSigning,
                 "signed-chunk uploads (STREAMING-AWS4-HMAC-SHA256-PAYLOAD) cannot be re-signed by the proxy; \
                  configure the client for unsigned payloads (boto3/botocore do this by default over HTTPS)",
             ));
@@ -85,10 +85,7 @@ pub async fn sign(
         Some(v @ ("UNSIGNED-PAYLOAD" | "STREAMING-UNSIGNED-PAYLOAD-TRAILER")) if s3 => (v.to_owned(), body),
         Some(v) if s3 && v.len() == 64 && v.bytes().all(|b| b.is_ascii_hexdigit()) => (v.to_ascii_lowercase(), body),
         _ => {
-            let bytes = match collect_limited(body, max_body).await {
-                Ok(b) => b,
-                Err(resp) => return Err(resp),
-            };
+            let bytes = collect_limited(body, max_body).await?;
             let hash = sigv4::sha256_hex(&bytes);
             if s3 {
                 set(target, "x-amz-content-sha256", &hash);
@@ -141,7 +138,7 @@ pub async fn sign(
     );
     drop(job);
     let Ok(mut value) = HeaderValue::from_str(&signed.authorization) else {
-        return Err(respond::error(502, "credential_unavailable", "the signature is not a valid header value"));
+        return Err(Refusal::new(ErrorCode::CredentialUnavailable, "the signature is not a valid header value"));
     };
     value.set_sensitive(true);
     target.headers.insert(http::header::AUTHORIZATION, value);
@@ -149,19 +146,18 @@ pub async fn sign(
 }
 
 /// Reads the whole body, refusing more than `max` bytes with 413.
-async fn collect_limited(mut body: Body, max: usize) -> Result<Bytes, Response<Body>> {
+async fn collect_limited(mut body: Body, max: usize) -> Result<Bytes, Refusal> {
     let mut buf = bytes::BytesMut::new();
     while let Some(frame) = body.frame().await {
         let frame = match frame {
             Ok(f) => f,
-            Err(e) => return Err(respond::error(400, "bad_request", &format!("reading the request body failed: {e}"))),
+            Err(e) => return Err(Refusal::new(ErrorCode::BadRequest, format!("reading the request body failed: {e}"))),
         };
         if let Ok(data) = frame.into_data() {
             if buf.len() + data.len() > max {
-                return Err(respond::error(
-                    413,
-                    "request_too_large",
-                    &format!(
+                return Err(Refusal::new(
+                    ErrorCode::RequestTooLarge,
+                    format!(
                         "the body must be hashed for SigV4 and is larger than {max} bytes (--sigv4-max-body-bytes)"
                     ),
                 ));

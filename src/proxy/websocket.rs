@@ -13,6 +13,7 @@ use super::pipeline::{self, Destination};
 use super::respond;
 use super::server::{ActiveGuard, ProxyState};
 use super::upstream::{Body, ConnectError};
+use crate::refusal::{ErrorCode, Refusal};
 
 /// An HTTP/1.1 `Connection: upgrade` + `Upgrade: websocket` request.
 pub fn is_upgrade<B>(req: &Request<B>) -> bool {
@@ -40,37 +41,38 @@ pub async fn handle(
     let (parts, _body) = req.into_parts();
     let prepared = match pipeline::prepare(&state.shared, &agent.caller, &dest, parts) {
         Ok(p) => p,
-        Err(denied) => return denied,
+        Err(refusal) => return respond::refusal(&refusal),
     };
     let mut event = prepared.event;
     event.kind = "proxy.websocket".into();
-    let fail = |event, status: u16, code: &str, msg: &str| {
-        pipeline::finish(&state.shared.audit, event, prepared.started, Some(status), code, 0, 0);
-        respond::error(status, code, msg)
+    let fail = |event, code: ErrorCode, msg: &str| {
+        let refusal = Refusal::new(code, msg);
+        pipeline::finish(&state.shared.audit, event, prepared.started, Some(refusal.status()), code.as_str(), 0, 0);
+        respond::refusal(&refusal)
     };
     let tcp = match state.shared.upstream.connect_tcp(&dest.host, dest.port).await {
         Ok(t) => t,
-        Err(e @ ConnectError::Blocked { .. }) => return fail(event, 403, "destination_blocked", &e.to_string()),
-        Err(e) => return fail(event, 502, "upstream_error", &e.to_string()),
+        Err(e @ ConnectError::Blocked { .. }) => return fail(event, ErrorCode::DestinationBlocked, &e.to_string()),
+        Err(e) => return fail(event, ErrorCode::UpstreamError, &e.to_string()),
     };
     let tls_config = state.shared.upstream.http1_tls();
     let Ok(name) = ServerName::try_from(dest.host.trim_start_matches('[').trim_end_matches(']').to_owned()) else {
-        return fail(event, 502, "upstream_error", "invalid upstream name");
+        return fail(event, ErrorCode::UpstreamError, "invalid upstream name");
     };
     let tls = match tokio_rustls::TlsConnector::from(tls_config).connect(name, tcp).await {
         Ok(t) => t,
-        Err(e) => return fail(event, 502, "upstream_error", &format!("TLS with {} failed: {e}", dest.host)),
+        Err(e) => return fail(event, ErrorCode::UpstreamError, &format!("TLS with {} failed: {e}", dest.host)),
     };
     let (mut sender, conn) = match hyper::client::conn::http1::handshake::<_, Body>(TokioIo::new(tls)).await {
         Ok(x) => x,
-        Err(e) => return fail(event, 502, "upstream_error", &e.to_string()),
+        Err(e) => return fail(event, ErrorCode::UpstreamError, &e.to_string()),
     };
     tokio::spawn(conn.with_upgrades());
     let mut upstream_req = Request::new(respond::empty());
     *upstream_req.method_mut() = prepared.method;
     *upstream_req.uri_mut() = match prepared.target.path_and_query().parse() {
         Ok(u) => u,
-        Err(_) => return fail(event, 400, "bad_request", "invalid request target"),
+        Err(_) => return fail(event, ErrorCode::BadRequest, "invalid request target"),
     };
     let mut headers = prepared.target.headers;
     headers.remove(http::header::PROXY_AUTHORIZATION);
@@ -81,7 +83,7 @@ pub async fn handle(
     *upstream_req.headers_mut() = headers;
     let mut response = match sender.send_request(upstream_req).await {
         Ok(r) => r,
-        Err(e) => return fail(event, 502, "upstream_error", &e.to_string()),
+        Err(e) => return fail(event, ErrorCode::UpstreamError, &e.to_string()),
     };
     let status = response.status();
     if status != StatusCode::SWITCHING_PROTOCOLS {

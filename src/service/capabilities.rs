@@ -195,7 +195,7 @@ impl Vault {
                 let cap_pin = self.registry.provider(&provider).map(|p| p.pin().to_owned()).unwrap_or(provider.clone());
                 if *pin != cap_pin {
                     return Err(Error::Denied {
-                        code: "pinned_provider",
+                        code: crate::refusal::ErrorCode::PinnedProvider,
                         message: format!(
                             "secret {} is pinned to provider {pin}; it cannot be bound to {capability} ({provider})",
                             row.name

@@ -135,7 +135,7 @@ impl Vault {
                 None => {
                     if let Some(pin) = &secret.pinned_provider {
                         return Err(Error::Denied {
-                            code: "pinned_provider",
+                            code: crate::refusal::ErrorCode::PinnedProvider,
                             message: format!(
                                 "secret {} is pinned to provider {pin}; it cannot be used by {}",
                                 secret.name, spec.provider
@@ -235,7 +235,7 @@ fn registry_auth_and_hosts(
     if let Some(pin) = &secret.pinned_provider {
         if pin != provider.pin() {
             return Err(Error::Denied {
-                code: "pinned_provider",
+                code: crate::refusal::ErrorCode::PinnedProvider,
                 message: format!("secret {} is pinned to provider {pin}; it cannot be used by {pid}", secret.name),
             });
         }

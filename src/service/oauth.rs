@@ -51,7 +51,7 @@ impl Vault {
             )));
         }
         let secret = secret.ok_or_else(|| Error::Denied {
-            code: "credential_unavailable",
+            code: crate::refusal::ErrorCode::CredentialUnavailable,
             message: format!("credential {credential_id} references a secret that no longer exists"),
         })?;
         let mut material = Material::default();

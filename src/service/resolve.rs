@@ -239,7 +239,7 @@ impl Snapshot {
                         .map(|(c, _)| (c.auth.clone(), c.id.clone())),
                 };
                 let (auth, origin) = template.ok_or_else(|| Error::Denied {
-                    code: "no_credential",
+                    code: crate::refusal::ErrorCode::NoCredential,
                     message: format!("capability {cap_id} has a binding but no credential defines how to inject it"),
                 })?;
                 let secret = self.secrets.get(secret_id).ok_or_else(|| unavailable(secret_id))?;
@@ -323,7 +323,7 @@ impl Snapshot {
             }
         }
         Err(Error::Denied {
-            code: "no_credential",
+            code: crate::refusal::ErrorCode::NoCredential,
             message: format!(
                 "capability {cap_id} covers {} but no credential names a concrete host; create one with \
                  `aivault credential create ... --host <tenant host>`",
@@ -335,7 +335,7 @@ impl Snapshot {
 
 fn unavailable(id: &str) -> Error {
     Error::Denied {
-        code: "credential_unavailable",
+        code: crate::refusal::ErrorCode::CredentialUnavailable,
         message: format!("credential {id} references a secret that is missing or does not decrypt"),
     }
 }
