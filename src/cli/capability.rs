@@ -30,6 +30,9 @@ pub enum CapabilityCmd {
         /// Allowed host (repeatable; default: the credential's hosts).
         #[arg(long = "host")]
         hosts: Vec<String>,
+        /// Also inject into plain http:// requests (sends the credential in cleartext; off by default).
+        #[arg(long)]
+        allow_http: bool,
     },
     /// List capabilities: ready (a credential serves them) and available (registry, no credential yet).
     List {
@@ -102,8 +105,8 @@ pub struct InvokeArgs {
 
 pub fn run(cfg: &Config, out: Out, cmd: CapabilityCmd) -> Result<()> {
     match cmd {
-        CapabilityCmd::Create { id, provider, credential, methods, paths, hosts } => {
-            let spec = CapabilitySpec { id, provider, credential, methods, paths, hosts };
+        CapabilityCmd::Create { id, provider, credential, methods, paths, hosts, allow_http } => {
+            let spec = CapabilitySpec { id, provider, credential, methods, paths, hosts, allow_http };
             let c = Vault::open(cfg)?.capability_create(&spec)?;
             out.show(&c, false, || {
                 render::line(&format!(

@@ -198,4 +198,21 @@ mod tests {
         assert!(split_host_port("[::1").is_err());
         assert!(split_host_port("a.com:99999").is_err());
     }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(4000))]
+
+        /// The CONNECT authority parser: no input panics, and what it accepts names one host.
+        #[test]
+        fn authority_parser_never_panics(raw in "\\PC{0,60}", bracketed in "\\[[0-9a-fA-F:.%]{0,40}\\](:[0-9]{0,6})?") {
+            for input in [&raw, &bracketed] {
+                if let Ok((host, port)) = split_host_port(input) {
+                    if let Ok(h) = normalize_host(&host) {
+                        proptest::prop_assert!(!h.contains(['/', '@', '?', '#', ' ']), "{input} -> {h}");
+                    }
+                    let _ = port;
+                }
+            }
+        }
+    }
 }

@@ -11,6 +11,31 @@ use std::collections::HashMap;
 pub use host::{HostError, HostPattern, normalize_host, split_host_port};
 pub use path::{PathError, check_prefix, normalize as normalize_path, prefix_matches};
 
+/// Request headers that let a server in front of the API (or the framework behind it) re-route a
+/// request or change its method after the policy matched it. Removed from every request that
+/// carries an injected credential, so what was matched is what is served.
+pub const ROUTING_OVERRIDE_HEADERS: &[&str] = &[
+    "x-http-method-override",
+    "x-http-method",
+    "x-method-override",
+    "x-original-method",
+    "x-original-url",
+    "x-original-uri",
+    "x-rewrite-url",
+    "x-override-url",
+    "x-forwarded-host",
+    "x-forwarded-prefix",
+    "x-forwarded-proto",
+    "x-forwarded-path",
+    "x-forwarded-uri",
+    "x-forwarded-server",
+    "x-forwarded-port",
+    "x-forwarded-scheme",
+    "x-original-host",
+    "x-host",
+    "forwarded",
+];
+
 /// A compiled capability allow-list.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Rule {
@@ -20,6 +45,8 @@ pub struct Rule {
     /// Uppercase methods.
     pub methods: Vec<String>,
     pub path_prefixes: Vec<String>,
+    /// Whether the credential may be injected into plain `http://` requests (never by default).
+    pub allow_http: bool,
 }
 
 /// Why a rule definition was rejected.
@@ -72,7 +99,14 @@ impl Rule {
             hosts,
             methods: ms,
             path_prefixes: path_prefixes.to_vec(),
+            allow_http: false,
         })
+    }
+
+    /// Lets this capability serve cleartext `http://` requests (an explicit operator choice).
+    pub fn with_http(mut self, allow: bool) -> Rule {
+        self.allow_http = allow;
+        self
     }
 
     /// The longest allowed prefix that covers `path`, if the method fits too. The caller has

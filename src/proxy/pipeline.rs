@@ -168,17 +168,26 @@ pub fn prepare(
     let deny = |event: AuditEvent, refusal: Refusal| refused(&shared.audit, event, started, refusal);
 
     // 1. Match: host, method and path against the capability allow-lists.
-    let (capability, match_path) = match &dest.capability {
+    let (rule, match_path) = match &dest.capability {
         Some(named) => match snapshot.check_capability(named, &method, &raw_path) {
-            Ok(rule) => (rule.id.clone(), raw_path.clone()),
+            Ok(rule) => (rule, raw_path.clone()),
             Err(denial) => return Err(deny(event, denial.refusal())),
         },
         None => match snapshot.decide(&dest.host, dest.port, &method, &raw_path) {
-            (Decision::Allow { rule, .. }, path) => (rule.id.clone(), path.to_owned()),
+            (Decision::Allow { rule, .. }, path) => (rule, path.to_owned()),
             (Decision::Deny(denial), _) => return Err(deny(event, denial.refusal())),
         },
     };
+    let capability = rule.id.clone();
     event.capability = Some(capability.clone());
+    // A credential never travels in cleartext unless the capability says so explicitly.
+    if !dest.https && !rule.allow_http {
+        let why = format!(
+            "{capability} serves https only: the credential is not sent over plain http://{}:{}",
+            dest.host, dest.port
+        );
+        return Err(deny(event, Refusal::new(ErrorCode::CleartextNotAllowed, why)));
+    }
 
     // 2. Resolve the credential for the caller's context (group → workspace → global).
     let resolved = match snapshot.resolve(&shared.key, &capability, &dest.host, dest.port, &caller.ctx) {
@@ -192,6 +201,9 @@ pub fn prepare(
         Target { path: raw_path.clone(), query: parts.uri.query().map(str::to_owned), headers: parts.headers };
     let agent_signed = super::sign::agent_signed_headers(&target.headers);
     inject::strip(&mut target, &resolved.auth);
+    for name in crate::policy::ROUTING_OVERRIDE_HEADERS {
+        target.headers.remove(*name);
+    }
     if target.path != match_path && !matches!(resolved.auth, AuthConfig::Path { .. }) {
         target.path = match_path;
     }
@@ -202,13 +214,13 @@ pub fn prepare(
     let mut needles = Needles::default();
     for value in resolved.material.values() {
         needles.push(value.expose().as_bytes());
-        needles.push(crate::percent::encode(value.expose()).as_bytes());
     }
     for name in resolved.auth.owned_headers() {
+        // The rendered value (a scheme such as `Bearer ` stays readable in an echo).
         for value in target.headers.get_all(name.as_str()) {
-            needles.push(value.as_bytes());
-            if let Some((_, credential)) = value.to_str().ok().and_then(|v| v.split_once(' ')) {
-                needles.push(credential.as_bytes());
+            match value.to_str().ok().and_then(|v| v.split_once(' ')) {
+                Some((_, credential)) => needles.push(credential.as_bytes()),
+                None => needles.push(value.as_bytes()),
             }
         }
     }
@@ -219,7 +231,11 @@ pub fn prepare(
         Err(e) => return Err(deny(event, Refusal::new(ErrorCode::CredentialUnavailable, e.to_string()))),
     };
     event.path = Some(target.path_for_audit(&auth));
-    Ok(Prepared { method: parts.method, target, event, started, deferred, needles })
+    // 6b needs to read the response: the proxy, not the agent, chooses the upstream encoding.
+    target.headers.insert(http::header::ACCEPT_ENCODING, http::HeaderValue::from_static("identity"));
+    // The method the policy matched is the one sent: canonical upper case.
+    let method = http::Method::from_bytes(method.to_ascii_uppercase().as_bytes()).unwrap_or(parts.method);
+    Ok(Prepared { method, target, event, started, deferred, needles })
 }
 
 /// Forwards a request for a host no capability names (`--unmatched tunnel`, absolute-form):
@@ -260,7 +276,7 @@ async fn forward(shared: &Shared, dest: &Destination, p: Prepared, body: Body) -
     let Prepared { method, target, event, started, needles, .. } = p;
     let bytes_in = Arc::new(AtomicU64::new(0));
     match send(shared, dest, method, &target, Counted::new(body, bytes_in.clone()).boxed()).await {
-        Ok(response) => Ok(relay(shared, response, event, started, bytes_in, needles)),
+        Ok(response) => relay(shared, response, event, started, bytes_in, needles),
         Err(refusal) => Err(refused(&shared.audit, event, started, refusal)),
     }
 }
@@ -292,18 +308,23 @@ fn relay(
     started: Instant,
     bytes_in: Arc<AtomicU64>,
     needles: Needles,
-) -> Response<Body> {
+) -> Result<Response<Body>, Refusal> {
     let status = response.status().as_u16();
     let (mut head, body) = response.into_parts();
     strip_hop_by_hop(&mut head.headers);
     let bytes_out = Arc::new(AtomicU64::new(0));
     let counted = Counted::new(body, bytes_out.clone());
     // 6b. Mask any echo of the injected credential (same length, so framing stays valid).
-    let counted: Body = if needles.is_empty() {
-        counted.boxed()
-    } else {
-        needles.mask_headers(&mut head.headers);
-        super::redact::Redacted::new(counted.boxed(), needles).boxed()
+    let counted: Body = match needles.compile() {
+        None => counted.boxed(),
+        Some(masker) => {
+            masker.mask_headers(&mut head.headers);
+            let plain = match decoded(counted.boxed(), &mut head.headers) {
+                Ok(b) => b,
+                Err(refusal) => return Err(refused(&shared.audit, event, started, refusal)),
+            };
+            super::redact::Redacted::new(plain, masker).boxed()
+        }
     };
     let audit = shared.audit.clone();
     let done = OnDone::new(counted, move |complete| {
@@ -312,7 +333,25 @@ fn relay(
         finish(&audit, event, started, Some(status), outcome, up, down);
     });
     head.version = Version::HTTP_11;
-    Response::from_parts(head, done.boxed())
+    Ok(Response::from_parts(head, done.boxed()))
+}
+
+/// 6b, first half: the response body as plain bytes, whatever coding the upstream chose.
+fn decoded(body: Body, headers: &mut HeaderMap) -> Result<Body, Refusal> {
+    use super::decode::{Coding, Decoded, coding, strip_encoding_headers};
+    match coding(headers) {
+        Coding::Identity => Ok(body),
+        Coding::Decode(kind) => {
+            let d =
+                Decoded::new(body, kind).map_err(|e| Refusal::new(ErrorCode::UnsupportedEncoding, e.to_string()))?;
+            strip_encoding_headers(headers);
+            Ok(d.boxed())
+        }
+        Coding::Unsupported(c) => Err(Refusal::new(
+            ErrorCode::UnsupportedEncoding,
+            format!("the upstream answered with Content-Encoding {c}, which the proxy cannot inspect"),
+        )),
+    }
 }
 
 /// The largest request body kept in memory so an OAuth request can be replayed after a 401.
@@ -365,7 +404,7 @@ async fn oauth_forward(
             };
         let retry = attempt == 0 && response.status() == http::StatusCode::UNAUTHORIZED;
         let Some(bytes) = replay.as_ref().filter(|_| retry) else {
-            return Ok(relay(shared, response, event, started, bytes_in, needles));
+            return relay(shared, response, event, started, bytes_in, needles);
         };
         drop(response);
         event.detail = Some("upstream answered 401; refreshed the token and replayed once".into());

@@ -1,13 +1,24 @@
-//! Response redaction: an upstream that echoes the injected credential (a debug endpoint, an
-//! error page quoting the request) must not hand it to the agent.
+//! Response redaction (phase 6b): an upstream that echoes the injected credential (a debug
+//! endpoint, an error page quoting the request) must not hand it to the agent.
 //!
-//! Every occurrence of an injected value is masked with `*` of the same length, so framing
-//! (`Content-Length`) stays valid. Only a tail that could be the start of a value is held back
-//! between chunks, so streams (SSE) are not delayed. Compressed bodies are not inspected.
+//! Every occurrence of an injected value, and of its common encodings (percent, minimal and of
+//! every byte; base64 standard
+//! and URL-safe at every byte alignment, hex, JSON-escaped), is masked with `*` of the same
+//! length, case-insensitively, in headers, body and trailers, so framing (`Content-Length`) stays
+//! valid. There is no minimum length for the values themselves; derived encodings shorter than
+//! `MIN_DERIVED_LEN` (a base64 fragment of a one-byte value) are skipped, and the framing headers
+//! (`content-length`, `transfer-encoding`, `content-encoding`, `content-type`) are never touched.
+//! Only a tail that could begin a needle is held back between chunks, so streams are not delayed.
+//! Compressed bodies are decoded before they get here (`proxy::decode`).
+//!
+//! The search automaton (aho-corasick) holds the needles in memory that is not zeroized, as
+//! hyper's `HeaderValue` holding the injected header does; the needle list itself is zeroized.
 
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
+use aho_corasick::{AhoCorasick, MatchKind};
+use base64::Engine as _;
 use bytes::{Bytes, BytesMut};
 use http::HeaderMap;
 use http_body::{Body as HttpBody, Frame, SizeHint};
@@ -15,17 +26,34 @@ use zeroize::Zeroizing;
 
 use super::upstream::BoxError;
 
-/// Values shorter than this are not treated as secrets (too likely to occur by chance).
-pub const MIN_SECRET_LEN: usize = 8;
+/// Derived encodings shorter than this are not masked (they would match by chance).
+pub const MIN_DERIVED_LEN: usize = 4;
 
-/// The byte strings to mask; zeroized when the response ends.
+/// Headers whose value frames the message: never rewritten.
+const FRAMING: &[&str] = &["content-length", "transfer-encoding", "content-encoding", "content-type"];
+
+/// The injected values to mask, with their encodings; zeroized when the response ends.
 #[derive(Default)]
 pub struct Needles(Vec<Zeroizing<Vec<u8>>>);
 
 impl Needles {
+    /// Adds an injected value and its common encodings.
     pub fn push(&mut self, value: &[u8]) {
-        if value.len() >= MIN_SECRET_LEN && !self.0.iter().any(|n| n.as_slice() == value) {
-            self.0.push(Zeroizing::new(value.to_vec()));
+        if value.is_empty() {
+            return;
+        }
+        self.add(value.to_vec());
+        for derived in encodings(value) {
+            if derived.len() >= MIN_DERIVED_LEN {
+                self.add(derived.into_bytes());
+            }
+        }
+    }
+
+    fn add(&mut self, needle: Vec<u8>) {
+        let needle = Zeroizing::new(needle);
+        if !self.0.iter().any(|n| n.eq_ignore_ascii_case(&needle)) {
+            self.0.push(needle);
         }
     }
 
@@ -33,18 +61,69 @@ impl Needles {
         self.0.is_empty()
     }
 
+    /// Builds the matcher (one pass over each chunk for all needles).
+    pub fn compile(self) -> Option<Masker> {
+        if self.0.is_empty() {
+            return None;
+        }
+        let ac = AhoCorasick::builder()
+            .ascii_case_insensitive(true)
+            .match_kind(MatchKind::LeftmostLongest)
+            .build(self.0.iter().map(|n| n.as_slice()))
+            .ok()?;
+        Some(Masker { ac, needles: self.0 })
+    }
+}
+
+/// Every encoding of `value` an upstream is likely to echo it in.
+fn encodings(value: &[u8]) -> Vec<String> {
+    let every_byte: String = hex(value).as_bytes().chunks(2).flat_map(|p| ['%', p[0] as char, p[1] as char]).collect();
+    let mut out = vec![crate::percent::encode(value), every_byte, hex(value)];
+    for engine in [&base64::engine::general_purpose::STANDARD_NO_PAD, &base64::engine::general_purpose::URL_SAFE_NO_PAD]
+    {
+        // The value may sit at any offset inside a larger encoded blob: encode it behind 0, 1
+        // and 2 filler bytes and keep only the characters that depend on the value alone.
+        for lead in 0..3usize {
+            let mut buf = vec![0u8; lead];
+            buf.extend_from_slice(value);
+            let enc = engine.encode(&buf);
+            let skip = [0, 2, 3][lead];
+            let end = if buf.len() % 3 == 0 { enc.len() } else { enc.len().saturating_sub(1) };
+            if end > skip {
+                out.push(enc[skip..end].to_owned());
+            }
+            buf.fill(0);
+        }
+    }
+    if let Ok(text) = std::str::from_utf8(value) {
+        if let Ok(json) = serde_json::to_string(text) {
+            let inner = &json[1..json.len() - 1];
+            out.push(inner.replace('/', "\\/"));
+            out.push(inner.to_owned());
+        }
+    }
+    out
+}
+
+fn hex(value: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    value.iter().flat_map(|b| [DIGITS[usize::from(b >> 4)] as char, DIGITS[usize::from(b & 15)] as char]).collect()
+}
+
+/// The compiled needles.
+pub struct Masker {
+    ac: AhoCorasick,
+    needles: Vec<Zeroizing<Vec<u8>>>,
+}
+
+impl Masker {
     /// Masks every occurrence in place; returns whether anything was masked.
     pub fn mask(&self, buf: &mut [u8]) -> bool {
         let mut hit = false;
-        for needle in &self.0 {
-            let finder = memchr::memmem::Finder::new(needle.as_slice());
-            let mut from = 0;
-            while let Some(at) = finder.find(&buf[from..]) {
-                let start = from + at;
-                buf[start..start + needle.len()].fill(b'*');
-                from = start + needle.len();
-                hit = true;
-            }
+        let spans: Vec<(usize, usize)> = self.ac.find_iter(&*buf).map(|m| (m.start(), m.end())).collect();
+        for (start, end) in spans {
+            buf[start..end].fill(b'*');
+            hit = true;
         }
         hit
     }
@@ -52,10 +131,10 @@ impl Needles {
     /// The length of the longest tail of `buf` that is a proper prefix of some needle.
     fn pending_prefix(&self, buf: &[u8]) -> usize {
         let mut best = 0;
-        for needle in &self.0 {
+        for needle in &self.needles {
             let max = (needle.len() - 1).min(buf.len());
             for k in (best + 1..=max).rev() {
-                if buf[buf.len() - k..] == needle[..k] {
+                if buf[buf.len() - k..].eq_ignore_ascii_case(&needle[..k]) {
                     best = k;
                     break;
                 }
@@ -64,9 +143,12 @@ impl Needles {
         best
     }
 
-    /// Masks header values that contain a needle.
+    /// Masks header (or trailer) values that contain a needle, except the framing headers.
     pub fn mask_headers(&self, headers: &mut HeaderMap) {
-        for value in headers.values_mut() {
+        for (name, value) in headers.iter_mut() {
+            if FRAMING.contains(&name.as_str()) {
+                continue;
+            }
             let mut bytes = value.as_bytes().to_vec();
             if self.mask(&mut bytes) {
                 if let Ok(v) = http::HeaderValue::from_bytes(&bytes) {
@@ -77,18 +159,18 @@ impl Needles {
     }
 }
 
-/// A response body with needles masked.
+/// A response body with needles masked, trailers included.
 pub struct Redacted<B> {
     inner: B,
-    needles: Needles,
+    masker: Masker,
     carry: BytesMut,
     trailers: Option<Frame<Bytes>>,
     done: bool,
 }
 
 impl<B> Redacted<B> {
-    pub fn new(inner: B, needles: Needles) -> Self {
-        Redacted { inner, needles, carry: BytesMut::new(), trailers: None, done: false }
+    pub fn new(inner: B, masker: Masker) -> Self {
+        Redacted { inner, masker, carry: BytesMut::new(), trailers: None, done: false }
     }
 }
 
@@ -113,8 +195,8 @@ where
                     Ok(data) => {
                         this.carry.extend_from_slice(&data);
                         let mut buf = std::mem::take(&mut this.carry);
-                        this.needles.mask(&mut buf);
-                        let keep = this.needles.pending_prefix(&buf);
+                        this.masker.mask(&mut buf);
+                        let keep = this.masker.pending_prefix(&buf);
                         this.carry = buf.split_off(buf.len() - keep);
                         if buf.is_empty() {
                             continue;
@@ -122,7 +204,14 @@ where
                         return Poll::Ready(Some(Ok(Frame::data(buf.freeze()))));
                     }
                     Err(frame) => {
-                        // Trailers: flush what is held back first (it cannot be a whole needle).
+                        let frame = match frame.into_trailers() {
+                            Ok(mut trailers) => {
+                                this.masker.mask_headers(&mut trailers);
+                                Frame::trailers(trailers)
+                            }
+                            Err(other) => other,
+                        };
+                        // Flush what is held back first (it cannot be a whole needle).
                         if this.carry.is_empty() {
                             return Poll::Ready(Some(Ok(frame)));
                         }
@@ -169,7 +258,7 @@ mod tests {
         let frames: Vec<Result<Frame<Bytes>, BoxError>> =
             chunks.iter().map(|c| Ok(Frame::data(Bytes::copy_from_slice(c.as_bytes())))).collect();
         let body = StreamBody::new(futures_util_iter(frames)).boxed();
-        let mut r = Redacted::new(body, needles(list));
+        let mut r = Redacted::new(body, needles(list).compile().unwrap());
         let mut out = Vec::new();
         while let Some(f) = r.frame().await {
             out.push(String::from_utf8(f.unwrap().into_data().unwrap().to_vec()).unwrap());
@@ -201,7 +290,60 @@ mod tests {
         assert_eq!(frames, vec!["data: one\n\n", "data: two\n\n"], "no needle prefix: nothing is held back");
         let (_, joined) = run(&["ends with sk-SE"], &["sk-SECRET-1234"]).await;
         assert_eq!(joined, "ends with sk-SE", "a held-back tail is flushed at the end");
-        let (_, joined) = run(&["short"], &["short"]).await;
-        assert_eq!(joined, "short", "values under MIN_SECRET_LEN are not masked");
+        let (_, joined) = run(&["pin 4711 ok"], &["4711"]).await;
+        assert_eq!(joined, "pin **** ok", "short values are masked too");
+    }
+
+    fn masked(list: &[&str], text: &str) -> String {
+        let m = needles(list).compile().unwrap();
+        let mut buf = text.as_bytes().to_vec();
+        m.mask(&mut buf);
+        String::from_utf8(buf).unwrap()
+    }
+
+    #[test]
+    fn masks_every_common_encoding_of_a_value() {
+        use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+        let secret = "sk-SENTINEL/7f3a+9c1e?5b\"";
+        let json = serde_json::to_string(secret).unwrap();
+        let json = &json[1..json.len() - 1];
+        let encoded = [
+            ("raw", secret.to_owned()),
+            ("upper", secret.to_ascii_uppercase()),
+            ("lower", secret.to_ascii_lowercase()),
+            ("percent", crate::percent::encode(secret)),
+            ("base64", STANDARD.encode(secret)),
+            ("base64url", URL_SAFE_NO_PAD.encode(secret)),
+            ("hex", hex(secret.as_bytes())),
+            ("HEX", hex(secret.as_bytes()).to_ascii_uppercase()),
+            ("json", json.to_owned()),
+            ("json-slash", json.replace('/', "\\/")),
+        ];
+        for (name, enc) in encoded {
+            let out = masked(&[secret], &format!("<{enc}>"));
+            let stars = out.trim_start_matches('<').trim_end_matches('>');
+            assert!(
+                stars.len() >= enc.len() - 3 && stars.bytes().filter(|b| *b == b'*').count() >= enc.len() - 3,
+                "{name}: {enc} -> {out}"
+            );
+            assert!(!out.contains(&enc[..enc.len().min(12)]), "{name}: {out}");
+        }
+        // Base64 of the value inside a larger blob, at each byte offset.
+        for lead in ["", "x", "xy"] {
+            let blob = STANDARD.encode(format!("{lead}{secret}tail"));
+            let out = masked(&[secret], &blob);
+            assert!(out.matches('*').count() >= 4 * secret.len() / 3 - 2, "offset {}: {blob} -> {out}", lead.len());
+        }
+    }
+
+    #[test]
+    fn framing_headers_are_never_rewritten_and_trailers_are_masked() {
+        let m = needles(&["12345"]).compile().unwrap();
+        let mut h = HeaderMap::new();
+        h.insert("content-length", "12345".parse().unwrap());
+        h.insert("x-echo", "got 12345".parse().unwrap());
+        m.mask_headers(&mut h);
+        assert_eq!(h["content-length"], "12345");
+        assert_eq!(h["x-echo"], "got *****");
     }
 }

@@ -120,6 +120,9 @@ pub struct CapabilityInfo {
     pub hosts: Vec<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub credential: Option<String>,
+    /// Serves cleartext `http://` too (an explicit operator choice).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub allow_http: bool,
 }
 
 #[derive(Clone, Debug, Serialize)]

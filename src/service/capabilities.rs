@@ -18,6 +18,8 @@ pub struct CapabilitySpec {
     pub methods: Vec<String>,
     pub paths: Vec<String>,
     pub hosts: Vec<String>,
+    /// Inject into plain `http://` requests too (off by default).
+    pub allow_http: bool,
 }
 
 impl Vault {
@@ -88,6 +90,7 @@ impl Vault {
                 hosts: rule.hosts.iter().map(ToString::to_string).collect(),
                 methods: rule.methods.clone(),
                 path_prefixes: rule.path_prefixes.clone(),
+                allow_http: spec.allow_http,
                 created_ms: now_ms(),
             };
             tx.put(&row.id, &row)?;
@@ -116,6 +119,7 @@ impl Vault {
                         path_prefixes: rule.path_prefixes.clone(),
                         hosts: def.allow.hosts.clone(),
                         credential: None,
+                        allow_http: false,
                     });
                 }
             }
@@ -291,6 +295,7 @@ fn custom_info(row: &CapabilityRow, creds: &[CredentialRow]) -> CapabilityInfo {
         path_prefixes: row.path_prefixes.clone(),
         hosts: row.hosts.clone(),
         credential: row.credential.clone(),
+        allow_http: row.allow_http,
     }
 }
 

@@ -86,7 +86,9 @@ impl Snapshot {
                     }
                 }
                 for c in tx.list::<CapabilityRow>()? {
-                    if let Ok(rule) = Rule::new(&c.id, &c.provider, &c.hosts, &c.methods, &c.path_prefixes) {
+                    if let Ok(rule) = Rule::new(&c.id, &c.provider, &c.hosts, &c.methods, &c.path_prefixes)
+                        .map(|r| r.with_http(c.allow_http))
+                    {
                         rules.push(rule);
                         capabilities
                             .insert(c.id.clone(), CapabilityMeta { provider: c.provider, credential: c.credential });

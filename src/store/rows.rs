@@ -59,6 +59,9 @@ pub struct CapabilityRow {
     pub hosts: Vec<String>,
     pub methods: Vec<String>,
     pub path_prefixes: Vec<String>,
+    /// Cleartext `http://` allowed (older rows: no).
+    #[serde(default)]
+    pub allow_http: bool,
     pub created_ms: u64,
 }
 

@@ -8,6 +8,8 @@ mod cli_capabilities;
 mod cli_credentials;
 mod cli_errors;
 mod cli_secrets;
+mod hardening_masking;
+mod hardening_requests;
 mod invoke;
 mod oauth;
 mod proxy_bad_input;

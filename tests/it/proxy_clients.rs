@@ -3,7 +3,7 @@
 use crate::proxy_curl::{proxy_args, setup};
 use crate::support::{SENTINEL, node, python, run_client};
 
-fn client_env(cmd: &mut std::process::Command, proxy_url: &str, ca: &str) {
+pub fn client_env(cmd: &mut std::process::Command, proxy_url: &str, ca: &str) {
     for k in ["HTTPS_PROXY", "https_proxy"] {
         cmd.env(k, proxy_url);
     }

@@ -1,5 +1,6 @@
 //! Test harness: a throwaway vault driving the real binary, and a fake HTTPS upstream.
 
+pub mod reflect;
 pub mod upstream;
 
 use std::path::{Path, PathBuf};

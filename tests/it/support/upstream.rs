@@ -265,6 +265,10 @@ async fn handle(
             return Ok(resp);
         }
     }
+    if path == "/v1/users/reflect" {
+        let auth = rec.header("authorization").unwrap_or("");
+        return Ok(super::reflect::respond(parts.uri.query().unwrap_or(""), auth));
+    }
     if path.starts_with("/v1/users/echo") {
         // A debugging endpoint that echoes the credential it received, in the body and a header.
         let auth = rec.header("authorization").unwrap_or("").to_owned();
