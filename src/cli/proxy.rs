@@ -48,9 +48,18 @@ pub struct ProxyArgs {
     /// Seconds to wait for the first response byte from an upstream.
     #[arg(long, default_value_t = 300)]
     pub response_timeout: u64,
-    /// Most agent connections served at once (more wait to be accepted).
+    /// Most agent connections served at once, tunnels and WebSockets included (more wait to be accepted).
     #[arg(long, default_value_t = 4096)]
     pub max_connections: usize,
+    /// Most connections that have not yet authenticated (the oldest is closed to make room).
+    #[arg(long, default_value_t = 1024)]
+    pub max_pending_connections: usize,
+    /// Most connections one agent may hold open (429 too_many_connections beyond it).
+    #[arg(long, default_value_t = 1024)]
+    pub max_agent_connections: usize,
+    /// Seconds a new connection may take to send its first authenticated request.
+    #[arg(long, default_value_t = 10)]
+    pub auth_timeout: u64,
     /// Largest request body buffered to hash it for an AWS SigV4 signature (413 past it).
     #[arg(long, default_value_t = 64 * 1024 * 1024)]
     pub sigv4_max_body_bytes: usize,
@@ -70,6 +79,9 @@ impl ProxyArgs {
         opts.idle_timeout = Duration::from_secs(self.idle_timeout.max(1));
         opts.tunnel_idle_timeout = Duration::from_secs(self.tunnel_idle_timeout.max(1));
         opts.max_connections = self.max_connections.max(1);
+        opts.max_pending_connections = self.max_pending_connections.max(1);
+        opts.max_agent_connections = self.max_agent_connections.max(1);
+        opts.auth_timeout = Duration::from_secs(self.auth_timeout.max(1));
         opts.limits.sigv4_max_body = self.sigv4_max_body_bytes;
         Ok(opts)
     }

@@ -14,6 +14,7 @@ use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio_rustls::LazyConfigAcceptor;
 
+use super::conn::{Activity, Held, Slot, Tracked, idle, revoked};
 use super::outer::Agent;
 use super::pipeline::{self, Destination};
 use super::respond;
@@ -24,10 +25,19 @@ use crate::audit::AuditEvent;
 use crate::policy::{normalize_host, split_host_port};
 use crate::refusal::ErrorCode;
 
-pub async fn intercept(state: Arc<ProxyState>, on_upgrade: OnUpgrade, agent: Agent, host: String, port: u16) {
+pub async fn intercept(
+    state: Arc<ProxyState>,
+    slot: Arc<Slot>,
+    on_upgrade: OnUpgrade,
+    agent: Agent,
+    host: String,
+    port: u16,
+) {
     let _active = ActiveGuard::new(&state);
     let Ok(upgraded) = on_upgrade.await else { return };
-    let acceptor = LazyConfigAcceptor::new(rustls::server::Acceptor::default(), TokioIo::new(upgraded));
+    let activity = Activity::new();
+    let io = Tracked::new(TokioIo::new(upgraded), activity.clone());
+    let acceptor = LazyConfigAcceptor::new(rustls::server::Acceptor::default(), io);
     let start = match tokio::time::timeout(state.opts.handshake_timeout, acceptor).await {
         Ok(Ok(start)) => start,
         Ok(Err(e)) => return tls_failure(&state, &agent, &host, &format!("not a TLS ClientHello: {e}")),
@@ -47,11 +57,17 @@ pub async fn intercept(state: Arc<ProxyState>, on_upgrade: OnUpgrade, agent: Age
         Ok(Err(e)) => return tls_failure(&state, &agent, &host, &format!("TLS handshake failed: {e}")),
         Err(_) => return tls_failure(&state, &agent, &host, "TLS handshake timed out"),
     };
+    let dest_host = host.clone();
     let dest = Destination { https: true, host, port, capability: None };
     let svc_state = state.clone();
+    let (svc_agent, svc_activity, svc_slot) = (agent.clone(), activity.clone(), slot.clone());
     let svc = hyper::service::service_fn(move |req| {
-        let (state, dest, agent) = (svc_state.clone(), dest.clone(), agent.clone());
-        async move { Ok::<_, std::convert::Infallible>(inner(state, dest, agent, req).await) }
+        let (state, dest, agent, slot) = (svc_state.clone(), dest.clone(), svc_agent.clone(), svc_slot.clone());
+        let in_flight = svc_activity.begin();
+        async move {
+            let resp = inner(state, dest, agent, slot, req).await;
+            Ok::<_, std::convert::Infallible>(resp.map(|b| Held::wrap(b, in_flight)))
+        }
     });
     let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
     builder
@@ -69,7 +85,12 @@ pub async fn intercept(state: Arc<ProxyState>, on_upgrade: OnUpgrade, agent: Age
             conn.as_mut().graceful_shutdown();
             let _ = conn.await;
         }
+        () = idle(&activity, state.opts.idle_timeout) => tracing::debug!(host = %dest_host, "idle intercepted tunnel closed"),
+        () = revoked(&state.shared.snapshot, &agent.token_hash) => {
+            tracing::info!(agent = %agent.caller.agent, "agent revoked; intercepted tunnel closed");
+        }
     }
+    drop(slot);
 }
 
 fn tls_failure(state: &ProxyState, agent: &Agent, host: &str, why: &str) {
@@ -82,7 +103,13 @@ fn tls_failure(state: &ProxyState, agent: &Agent, host: &str, why: &str) {
     state.shared.audit.record(e);
 }
 
-async fn inner(state: Arc<ProxyState>, dest: Destination, agent: Agent, req: Request<Incoming>) -> Response<Body> {
+async fn inner(
+    state: Arc<ProxyState>,
+    dest: Destination,
+    agent: Agent,
+    slot: Arc<Slot>,
+    req: Request<Incoming>,
+) -> Response<Body> {
     let named = req
         .uri()
         .authority()
@@ -107,7 +134,7 @@ async fn inner(state: Arc<ProxyState>, dest: Destination, agent: Agent, req: Req
         return respond::error(ErrorCode::ProxyAuthRequired, "the agent token was revoked");
     }
     if websocket::is_upgrade(&req) {
-        return websocket::handle(state, dest, agent, req).await;
+        return websocket::handle(state, dest, agent, slot, req).await;
     }
     let req = req.map(|b| b.map_err(Into::into).boxed());
     pipeline::handle(&state.shared, &agent.caller, &dest, req).await

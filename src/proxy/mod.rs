@@ -7,6 +7,7 @@
 pub mod agent_auth;
 pub mod audit_sink;
 pub mod body;
+pub mod conn;
 pub mod decode;
 pub mod guard;
 pub mod invoke;

@@ -7,6 +7,7 @@ use http::{Method, Request, Response};
 use http_body_util::BodyExt as _;
 use hyper::body::Incoming;
 
+use super::conn::Slot;
 use super::pipeline::{self, Caller, Destination};
 use super::respond;
 use super::server::{ProxyState, Unmatched};
@@ -29,12 +30,13 @@ pub const INTERNAL_HOST: &str = "aivault.internal";
 
 pub async fn handle(
     state: Arc<ProxyState>,
+    slot: Arc<Slot>,
     req: Request<Incoming>,
 ) -> Result<Response<Body>, std::convert::Infallible> {
     let resp = if req.method() == Method::CONNECT {
-        connect(state, req).await
+        connect(state, slot, req).await
     } else if req.uri().scheme().is_some() && req.uri().authority().is_some() {
-        absolute_form(state, req).await
+        absolute_form(state, &slot, req).await
     } else {
         respond::error(
             ErrorCode::BadRequest,
@@ -42,6 +44,13 @@ pub async fn handle(
         )
     };
     Ok(resp)
+}
+
+/// Authenticates the request and admits its connection into the agent's budget.
+fn admit(state: &ProxyState, slot: &Slot, headers: &http::HeaderMap) -> Result<Agent, Refusal> {
+    let agent = authenticate(state, headers)?;
+    slot.admit(&agent.token_hash)?;
+    Ok(agent)
 }
 
 /// Checks the agent token against the current snapshot.
@@ -75,7 +84,7 @@ fn refuse(state: &ProxyState, agent: Option<&Agent>, host: &str, method: &str, r
     respond::refusal(refusal)
 }
 
-async fn connect(state: Arc<ProxyState>, mut req: Request<Incoming>) -> Response<Body> {
+async fn connect(state: Arc<ProxyState>, slot: Arc<Slot>, mut req: Request<Incoming>) -> Response<Body> {
     let Some(authority) = req.uri().authority().map(|a| a.as_str().to_owned()) else {
         return respond::error(ErrorCode::BadRequest, "CONNECT needs a host:port target");
     };
@@ -87,7 +96,7 @@ async fn connect(state: Arc<ProxyState>, mut req: Request<Incoming>) -> Response
         Ok((_, None)) => return respond::error(ErrorCode::BadRequest, "CONNECT target must include a port (host:443)"),
         Err(_) => return respond::error(ErrorCode::BadRequest, &format!("invalid CONNECT target '{authority}'")),
     };
-    let agent = match authenticate(&state, req.headers()) {
+    let agent = match admit(&state, &slot, req.headers()) {
         Ok(a) => a,
         Err(refusal) => return refuse(&state, None, &host, "CONNECT", &refusal),
     };
@@ -109,15 +118,15 @@ async fn connect(state: Arc<ProxyState>, mut req: Request<Incoming>) -> Response
             }
         };
         let on_upgrade = hyper::upgrade::on(&mut req);
-        tokio::spawn(tunnel::splice(state.clone(), on_upgrade, upstream, agent, host, port));
+        tokio::spawn(tunnel::splice(state.clone(), slot, on_upgrade, upstream, agent, host, port));
         return Response::new(respond::empty());
     }
     let on_upgrade = hyper::upgrade::on(&mut req);
-    tokio::spawn(mitm::intercept(state.clone(), on_upgrade, agent, host, port));
+    tokio::spawn(mitm::intercept(state.clone(), slot, on_upgrade, agent, host, port));
     Response::new(respond::empty())
 }
 
-async fn absolute_form(state: Arc<ProxyState>, req: Request<Incoming>) -> Response<Body> {
+async fn absolute_form(state: Arc<ProxyState>, slot: &Slot, req: Request<Incoming>) -> Response<Body> {
     let https = match req.uri().scheme_str() {
         Some("https") => true,
         Some("http") => false,
@@ -131,7 +140,7 @@ async fn absolute_form(state: Arc<ProxyState>, req: Request<Incoming>) -> Respon
         return respond::error(ErrorCode::BadRequest, "invalid host in request URI");
     };
     let port = req.uri().port_u16().unwrap_or(if https { 443 } else { 80 });
-    let agent = match authenticate(&state, req.headers()) {
+    let agent = match admit(&state, slot, req.headers()) {
         Ok(a) => a,
         Err(refusal) => return refuse(&state, None, &host, req.method().as_str(), &refusal),
     };

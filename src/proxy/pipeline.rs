@@ -28,27 +28,40 @@ use crate::scope::Context;
 use crate::secret::SecretString;
 use crate::service::Snapshot;
 
-/// The current snapshot, swapped atomically when the vault changes.
+/// The current snapshot, swapped atomically when the vault changes; subscribers hear of each swap.
 #[derive(Clone)]
-pub struct SnapshotCell(Arc<RwLock<Arc<Snapshot>>>);
+pub struct SnapshotCell(Arc<CellInner>);
+
+struct CellInner {
+    current: RwLock<Arc<Snapshot>>,
+    changes: tokio::sync::watch::Sender<u64>,
+}
 
 impl SnapshotCell {
     pub fn new(s: Snapshot) -> Self {
-        SnapshotCell(Arc::new(RwLock::new(Arc::new(s))))
+        let (changes, _) = tokio::sync::watch::channel(s.generation);
+        SnapshotCell(Arc::new(CellInner { current: RwLock::new(Arc::new(s)), changes }))
     }
 
     pub fn load(&self) -> Arc<Snapshot> {
-        match self.0.read() {
+        match self.0.current.read() {
             Ok(g) => g.clone(),
             Err(poisoned) => poisoned.into_inner().clone(),
         }
     }
 
     pub fn store(&self, s: Snapshot) {
-        match self.0.write() {
+        let generation = s.generation;
+        match self.0.current.write() {
             Ok(mut g) => *g = Arc::new(s),
             Err(poisoned) => *poisoned.into_inner() = Arc::new(s),
         }
+        self.0.changes.send_replace(generation);
+    }
+
+    /// A receiver that wakes on every swap.
+    pub fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.0.changes.subscribe()
     }
 }
 

@@ -11,6 +11,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
 
 use super::audit_sink::AuditSink;
+use super::conn::{Accounting, Activity, Held, Slot, Tracked, idle, pending_over};
 use super::outer;
 use super::pipeline::{Shared, SnapshotCell};
 use super::upstream::{Upstream, UpstreamConfig};
@@ -40,6 +41,12 @@ pub struct ProxyOptions {
     pub tunnel_idle_timeout: Duration,
     pub handshake_timeout: Duration,
     pub max_connections: usize,
+    /// Sockets that have not authenticated yet (the oldest is closed when more arrive).
+    pub max_pending_connections: usize,
+    /// Admitted connections (and the tunnels they became) per agent.
+    pub max_agent_connections: usize,
+    /// How long a new socket may take to send an authenticated request.
+    pub auth_timeout: Duration,
     pub shutdown_grace: Duration,
     pub limits: super::pipeline::Limits,
 }
@@ -55,6 +62,9 @@ impl ProxyOptions {
             tunnel_idle_timeout: Duration::from_secs(600),
             handshake_timeout: Duration::from_secs(10),
             max_connections: 4096,
+            max_pending_connections: 1024,
+            max_agent_connections: 1024,
+            auth_timeout: Duration::from_secs(10),
             shutdown_grace: Duration::from_secs(10),
             limits: super::pipeline::Limits::default(),
         }
@@ -70,6 +80,7 @@ pub struct ProxyState {
     pub config: Config,
     pub active: AtomicUsize,
     pub shutdown: watch::Receiver<bool>,
+    pub accounting: Arc<Accounting>,
 }
 
 impl ProxyState {
@@ -135,6 +146,7 @@ impl Proxy {
             oauth: super::oauth::TokenManager::new(Some(config.clone())),
         };
         let (shutdown_tx, shutdown) = watch::channel(false);
+        let (opts_pending, opts_per_agent) = (opts.max_pending_connections, opts.max_agent_connections);
         let state = Arc::new(ProxyState {
             shared,
             ca: std::sync::RwLock::new(Arc::new(ca)),
@@ -143,6 +155,7 @@ impl Proxy {
             config: config.clone(),
             active: AtomicUsize::new(0),
             shutdown,
+            accounting: Accounting::new(opts_pending, opts_per_agent),
         });
         Ok(Proxy { listener, state, shutdown_tx, audit_task })
     }
@@ -180,10 +193,10 @@ impl Proxy {
             };
             let _ = tcp.set_nodelay(true);
             let state = state.clone();
+            let (slot, evicted) = state.accounting.accept(permit);
             tokio::spawn(async move {
-                let _permit = permit;
                 let _active = ActiveGuard::new(&state);
-                serve_client(state, tcp).await;
+                serve_client(state, tcp, slot, evicted).await;
             });
         }
         drop(listener);
@@ -204,15 +217,30 @@ impl Proxy {
     }
 }
 
-async fn serve_client(state: Arc<ProxyState>, tcp: tokio::net::TcpStream) {
-    let svc_state = state.clone();
-    let svc = hyper::service::service_fn(move |req| outer::handle(svc_state.clone(), req));
+/// Serves one agent socket: pending until its first authenticated request, closed when idle,
+/// when the agent is revoked, or (while pending) when evicted or late.
+async fn serve_client(
+    state: Arc<ProxyState>,
+    tcp: tokio::net::TcpStream,
+    slot: Arc<Slot>,
+    evicted: tokio::sync::oneshot::Receiver<()>,
+) {
+    let activity = Activity::new();
+    let (svc_state, svc_slot, svc_activity) = (state.clone(), slot.clone(), activity.clone());
+    let svc = hyper::service::service_fn(move |req| {
+        let (state, slot) = (svc_state.clone(), svc_slot.clone());
+        let in_flight = svc_activity.begin();
+        async move {
+            let resp = outer::handle(state, slot, req).await;
+            resp.map(|r| r.map(|b| Held::wrap(b, in_flight)))
+        }
+    });
     let conn = hyper::server::conn::http1::Builder::new()
         .timer(TokioTimer::new())
         .header_read_timeout(state.opts.idle_timeout)
         .max_buf_size(state.opts.max_header_bytes.max(8192))
         .keep_alive(true)
-        .serve_connection(TokioIo::new(tcp), svc)
+        .serve_connection(TokioIo::new(Tracked::new(tcp, activity.clone())), svc)
         .with_upgrades();
     tokio::pin!(conn);
     let shutdown = state.shutdown.clone();
@@ -222,6 +250,10 @@ async fn serve_client(state: Arc<ProxyState>, tcp: tokio::net::TcpStream) {
             conn.as_mut().graceful_shutdown();
             let _ = conn.await;
         }
+        () = pending_over(&slot, evicted, state.opts.auth_timeout) => {
+            tracing::debug!("closed a connection that did not authenticate in time (or made room for a newer one)");
+        }
+        () = idle(&activity, state.opts.idle_timeout) => tracing::debug!("idle agent connection closed"),
     }
 }
 

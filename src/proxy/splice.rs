@@ -10,9 +10,31 @@ use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
-/// Copies both ways until either side closes or nothing moves for `idle`. Returns the bytes
-/// copied (a → b, b → a) and whether the idle timeout ended it.
-pub async fn splice<A, B>(a: A, b: B, idle: Duration) -> (u64, u64, bool)
+/// Why a splice ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Ending {
+    /// A side closed (or failed).
+    Closed,
+    /// Nothing moved for the idle timeout.
+    Idle,
+    /// `stop` resolved (the agent was revoked, the proxy is shutting down).
+    Stopped,
+}
+
+impl Ending {
+    /// The audit outcome.
+    pub fn outcome(self) -> &'static str {
+        match self {
+            Ending::Closed => "ok",
+            Ending::Idle => "idle_timeout",
+            Ending::Stopped => "revoked",
+        }
+    }
+}
+
+/// Copies both ways until either side closes, nothing moves for `idle`, or `stop` resolves.
+/// Returns the bytes copied (a → b, b → a) and why it ended.
+pub async fn splice<A, B>(a: A, b: B, idle: Duration, stop: impl std::future::Future<Output = ()>) -> (u64, u64, Ending)
 where
     A: AsyncRead + AsyncWrite + Unpin,
     B: AsyncRead + AsyncWrite + Unpin,
@@ -30,11 +52,12 @@ where
             }
         }
     };
-    let timed_out = tokio::select! {
-        _ = tokio::io::copy_bidirectional(&mut a, &mut b) => false,
-        () = watchdog => true,
+    let ending = tokio::select! {
+        _ = tokio::io::copy_bidirectional(&mut a, &mut b) => Ending::Closed,
+        () = watchdog => Ending::Idle,
+        () = stop => Ending::Stopped,
     };
-    (a.moved, b.moved, timed_out)
+    (a.moved, b.moved, ending)
 }
 
 /// Records the time of the last byte read through it.
@@ -79,7 +102,7 @@ mod tests {
     async fn copies_both_ways_and_closes_when_idle() {
         let (mut client, proxy_a) = tokio::io::duplex(1024);
         let (proxy_b, mut server) = tokio::io::duplex(1024);
-        let task = tokio::spawn(splice(proxy_a, proxy_b, Duration::from_millis(200)));
+        let task = tokio::spawn(splice(proxy_a, proxy_b, Duration::from_millis(200), std::future::pending()));
         client.write_all(b"ping").await.unwrap();
         let mut buf = [0u8; 4];
         server.read_exact(&mut buf).await.unwrap();
@@ -87,7 +110,7 @@ mod tests {
         let mut back = [0u8; 5];
         client.read_exact(&mut back).await.unwrap();
         assert_eq!((&buf, &back), (b"ping", b"pong!"));
-        let (up, down, timed_out) = task.await.unwrap();
-        assert_eq!((up, down, timed_out), (4, 5, true));
+        let (up, down, ending) = task.await.unwrap();
+        assert_eq!((up, down, ending), (4, 5, Ending::Idle));
     }
 }

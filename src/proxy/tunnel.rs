@@ -8,12 +8,14 @@ use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 
+use super::conn::Slot;
 use super::outer::Agent;
 use super::server::{ActiveGuard, ProxyState};
 use crate::audit::AuditEvent;
 
 pub async fn splice(
     state: Arc<ProxyState>,
+    slot: Arc<Slot>,
     on_upgrade: OnUpgrade,
     mut upstream: TcpStream,
     agent: Agent,
@@ -30,9 +32,11 @@ pub async fn splice(
     event.host = Some(format!("{host}:{port}"));
     let (outcome, up, down) = match on_upgrade.await {
         Ok(upgraded) => {
-            let (to_up, to_client, idle) =
-                super::splice::splice(TokioIo::new(upgraded), &mut upstream, state.opts.tunnel_idle_timeout).await;
-            (if idle { "idle_timeout" } else { "ok" }, to_up, to_client)
+            let revoked = super::conn::revoked(&state.shared.snapshot, &agent.token_hash);
+            let (to_up, to_client, ending) =
+                super::splice::splice(TokioIo::new(upgraded), &mut upstream, state.opts.tunnel_idle_timeout, revoked)
+                    .await;
+            (ending.outcome(), to_up, to_client)
         }
         Err(_) => ("upgrade_failed", 0, 0),
     };
@@ -42,4 +46,5 @@ pub async fn splice(
     event.bytes_out = Some(down);
     event.duration_ms = Some(started.elapsed().as_millis() as u64);
     state.shared.audit.record(event);
+    drop(slot);
 }

@@ -8,6 +8,7 @@ use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use rustls::pki_types::ServerName;
 
+use super::conn::Slot;
 use super::outer::Agent;
 use super::pipeline::{self, Destination};
 use super::respond;
@@ -35,6 +36,7 @@ pub async fn handle(
     state: Arc<ProxyState>,
     dest: Destination,
     agent: Agent,
+    slot: Arc<Slot>,
     mut req: Request<Incoming>,
 ) -> Response<Body> {
     let client_upgrade = hyper::upgrade::on(&mut req);
@@ -98,6 +100,7 @@ pub async fn handle(
     let relay_state = state.clone();
     tokio::spawn(async move {
         let _active = ActiveGuard::new(&relay_state);
+        let _slot = slot;
         let (client, upstream) = match tokio::join!(client_upgrade, upstream_upgrade) {
             (Ok(c), Ok(u)) => (c, u),
             _ => {
@@ -106,9 +109,10 @@ pub async fn handle(
             }
         };
         let idle = relay_state.opts.tunnel_idle_timeout;
-        let (up, down, timed_out) = super::splice::splice(TokioIo::new(client), TokioIo::new(upstream), idle).await;
-        let outcome = if timed_out { "idle_timeout" } else { "ok" };
-        pipeline::finish(&relay_state.shared.audit, event, prepared.started, Some(101), outcome, up, down);
+        let revoked = super::conn::revoked(&relay_state.shared.snapshot, &agent.token_hash);
+        let (up, down, ending) =
+            super::splice::splice(TokioIo::new(client), TokioIo::new(upstream), idle, revoked).await;
+        pipeline::finish(&relay_state.shared.audit, event, prepared.started, Some(101), ending.outcome(), up, down);
     });
     let (head, _) = response.into_parts();
     Response::from_parts(head, respond::empty())
