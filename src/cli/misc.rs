@@ -104,16 +104,27 @@ pub fn audit(cfg: &Config, out: Out, args: &AuditArgs) -> Result<()> {
         let rows: Vec<Vec<String>> = events
             .iter()
             .map(|e| {
-                let what = match (&e.method, &e.host) {
+                let mut what = match (&e.method, &e.host) {
                     (Some(m), Some(h)) => format!("{m} {h}{}", e.path.as_deref().unwrap_or("")),
                     _ => e.detail.clone().unwrap_or_default(),
+                };
+                if let Some(n) = e.count {
+                    let last = e.last_ts_ms.map(crate::time::rfc3339).unwrap_or_default();
+                    what = format!("{what} (x{n}, last {last})");
+                }
+                // The refusal code next to the status says why.
+                let status = match (e.status, e.outcome.as_deref()) {
+                    (Some(s), Some(o)) if o != "ok" => format!("{s} {o}"),
+                    (Some(s), _) => s.to_string(),
+                    (None, Some(o)) => o.to_owned(),
+                    (None, None) => "-".into(),
                 };
                 vec![
                     crate::time::rfc3339(e.ts_ms),
                     e.kind.clone(),
                     e.agent.clone().unwrap_or_else(|| "-".into()),
                     e.capability.clone().or_else(|| e.credential.clone()).unwrap_or_else(|| "-".into()),
-                    e.status.map(|s| s.to_string()).or_else(|| e.outcome.clone()).unwrap_or_else(|| "-".into()),
+                    status,
                     what,
                 ]
             })

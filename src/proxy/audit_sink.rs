@@ -1,42 +1,112 @@
 //! Writes proxy audit records to the store in batches from a background task.
 //!
-//! Records are never dropped: the channel is unbounded, and a batch that cannot be written
-//! (store busy) is kept and retried on the next tick. On shutdown the remainder is flushed.
+//! Records are never dropped silently:
+//! - the queue between the proxy and the writer is bounded (`QUEUE`); when it is full, records
+//!   spill to `<store>.audit-spill` (0600, one JSON line each) and the writer ingests the spill
+//!   after its next successful batch;
+//! - a batch that cannot be written (store busy) is kept and retried;
+//! - floods of identical refusals are folded into counted records (`audit::Aggregator`) before
+//!   they reach the store, so a hostile agent cannot bury the log;
+//! - on shutdown the remainder (and the spill) is flushed.
 
-use std::path::PathBuf;
+use std::io::{BufRead as _, Write as _};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use tokio::sync::mpsc;
 
-use crate::audit::AuditEvent;
+use crate::audit::{Aggregator, AuditEvent};
+
+/// Records queued in memory before they spill to disk.
+pub const QUEUE: usize = 65_536;
 
 /// A handle to queue audit records.
 #[derive(Clone)]
 pub struct AuditSink {
-    tx: mpsc::UnboundedSender<AuditEvent>,
+    tx: mpsc::Sender<AuditEvent>,
+    spill: std::sync::Arc<Spill>,
+}
+
+struct Spill {
+    path: PathBuf,
+    lock: Mutex<()>,
+    /// Records written to the spill file and not yet ingested.
+    waiting: AtomicUsize,
+}
+
+impl Spill {
+    fn append(&self, event: &AuditEvent) -> std::io::Result<()> {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        let mut line = serde_json::to_vec(event).map_err(std::io::Error::other)?;
+        line.push(b'\n');
+        let _guard = self.lock.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut f = std::fs::OpenOptions::new().create(true).append(true).mode(0o600).open(&self.path)?;
+        f.write_all(&line)?;
+        self.waiting.fetch_add(1, Ordering::SeqCst);
+        Ok(())
+    }
+
+    /// Takes every spilled record (the file is renamed first, so appends go to a fresh one).
+    fn take(&self) -> Vec<AuditEvent> {
+        if self.waiting.load(Ordering::SeqCst) == 0 && !self.path.exists() {
+            return Vec::new();
+        }
+        let taking = self.path.with_extension("audit-spill.ingest");
+        {
+            let _guard = self.lock.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            if std::fs::rename(&self.path, &taking).is_err() {
+                return Vec::new();
+            }
+            self.waiting.store(0, Ordering::SeqCst);
+        }
+        let events = read_lines(&taking);
+        let _ = std::fs::remove_file(&taking);
+        events
+    }
+}
+
+fn read_lines(path: &Path) -> Vec<AuditEvent> {
+    let Ok(f) = std::fs::File::open(path) else { return Vec::new() };
+    std::io::BufReader::new(f).lines().map_while(Result::ok).filter_map(|l| serde_json::from_str(&l).ok()).collect()
 }
 
 impl AuditSink {
     /// Starts the writer task for the store at `store_path`.
     pub fn spawn(store_path: PathBuf, lock_wait: Duration) -> (AuditSink, tokio::task::JoinHandle<()>) {
-        let (tx, mut rx) = mpsc::unbounded_channel::<AuditEvent>();
+        let (tx, mut rx) = mpsc::channel::<AuditEvent>(QUEUE);
+        let spill = std::sync::Arc::new(Spill {
+            path: store_path.with_extension("audit-spill"),
+            lock: Mutex::new(()),
+            waiting: AtomicUsize::new(0),
+        });
+        let writer_spill = spill.clone();
         let task = tokio::spawn(async move {
-            let mut pending: Vec<AuditEvent> = Vec::new();
+            let mut aggregator = Aggregator::default();
+            // A spill left by a proxy that was killed is ingested first.
+            let mut pending: Vec<AuditEvent> = writer_spill.take();
+            let mut incoming: Vec<AuditEvent> = Vec::new();
             let mut closed = false;
-            while !closed || !pending.is_empty() {
+            loop {
                 tokio::select! {
-                    n = rx.recv_many(&mut pending, 4096) => { if n == 0 { closed = true; } }
-                    () = tokio::time::sleep(Duration::from_millis(200)), if !pending.is_empty() => {}
-                }
-                if pending.is_empty() {
-                    continue;
+                    n = rx.recv_many(&mut incoming, 4096) => { if n == 0 { closed = true; } }
+                    () = tokio::time::sleep(Duration::from_millis(200)) => {}
                 }
                 // Let a burst gather before paying for a store transaction.
-                if !closed && pending.len() < 4096 {
+                if !closed && !incoming.is_empty() && incoming.len() < 4096 {
                     tokio::time::sleep(Duration::from_millis(100)).await;
                     while let Ok(e) = rx.try_recv() {
-                        pending.push(e);
+                        incoming.push(e);
                     }
+                }
+                pending.extend(incoming.drain(..).filter_map(|e| aggregator.push(e)));
+                pending.extend(aggregator.flush(crate::time::now_ms(), closed));
+                if pending.is_empty() {
+                    if closed {
+                        break;
+                    }
+                    continue;
                 }
                 let batch = std::mem::take(&mut pending);
                 let path = store_path.clone();
@@ -46,11 +116,15 @@ impl AuditSink {
                 })
                 .await;
                 match result {
-                    Ok((Ok(()), _)) => {}
+                    Ok((Ok(()), _)) => pending.extend(writer_spill.take()),
                     Ok((Err(e), batch)) => {
                         tracing::warn!(error = %e, records = batch.len(), "audit write failed; will retry");
                         pending = batch;
                         if closed {
+                            // Keep what could not be written for the next proxy to ingest.
+                            for e in &pending {
+                                let _ = writer_spill.append(e);
+                            }
                             break;
                         }
                         tokio::time::sleep(Duration::from_millis(500)).await;
@@ -59,12 +133,56 @@ impl AuditSink {
                 }
             }
         });
-        (AuditSink { tx }, task)
+        (AuditSink { tx, spill }, task)
     }
 
+    /// Queues a record; never blocks and never loses it (a full queue spills to disk).
     pub fn record(&self, event: AuditEvent) {
-        if self.tx.send(event).is_err() {
-            tracing::error!("audit writer stopped; a record could not be queued");
+        match self.tx.try_send(event) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(event) | mpsc::error::TrySendError::Closed(event)) => {
+                if let Err(e) = self.spill.append(&event) {
+                    tracing::error!(error = %e, "an audit record could not be queued or spilled");
+                }
+            }
         }
+    }
+
+    /// Records queued in memory (for tests and metrics).
+    pub fn queued(&self) -> usize {
+        QUEUE - self.tx.capacity()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_full_queue_spills_to_disk_and_nothing_is_lost() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = dir.path().join("vault.redb");
+        // No writer task: a channel that is never drained, as under a stalled store.
+        let (tx, _rx) = mpsc::channel::<AuditEvent>(2);
+        let spill = std::sync::Arc::new(Spill {
+            path: store.with_extension("audit-spill"),
+            lock: Mutex::new(()),
+            waiting: AtomicUsize::new(0),
+        });
+        let sink = AuditSink { tx, spill: spill.clone() };
+        for i in 0..10 {
+            let mut e = AuditEvent::new("proxy.request");
+            e.ts_ms = i;
+            sink.record(e);
+        }
+        let spilled = spill.take();
+        assert_eq!(spilled.iter().map(|e| e.ts_ms).collect::<Vec<_>>(), (2..10).collect::<Vec<_>>());
+        use std::os::unix::fs::PermissionsExt as _;
+        assert!(spill.take().is_empty(), "taken once");
+        sink.record(AuditEvent::new("proxy.request"));
+        sink.record(AuditEvent::new("proxy.request"));
+        sink.record(AuditEvent::new("proxy.request"));
+        let mode = std::fs::metadata(&spill.path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
     }
 }

@@ -54,12 +54,12 @@ where
 }
 
 /// Runs `on_done` once, when the body ends or is dropped (client went away).
-pub struct OnDone<B> {
+pub struct OnDone<B: HttpBody> {
     inner: B,
     on_done: Option<Box<dyn FnOnce(bool) + Send + Sync>>,
 }
 
-impl<B> OnDone<B> {
+impl<B: HttpBody> OnDone<B> {
     pub fn new(inner: B, on_done: impl FnOnce(bool) + Send + Sync + 'static) -> Self {
         OnDone { inner, on_done: Some(Box::new(on_done)) }
     }
@@ -71,9 +71,12 @@ impl<B> OnDone<B> {
     }
 }
 
-impl<B> Drop for OnDone<B> {
+impl<B: HttpBody> Drop for OnDone<B> {
     fn drop(&mut self) {
-        self.finish(false);
+        // hyper drops a body once it reports its end (Content-Length reached) without polling
+        // for the final `None`: that is a complete response, not a client that went away.
+        let complete = self.inner.is_end_stream();
+        self.finish(complete);
     }
 }
 
@@ -88,6 +91,7 @@ where
         let polled = Pin::new(&mut self.inner).poll_frame(cx);
         match &polled {
             Poll::Ready(None) => self.finish(true),
+            Poll::Ready(Some(Ok(_))) if self.inner.is_end_stream() => self.finish(true),
             Poll::Ready(Some(Err(_))) => self.finish(false),
             _ => {}
         }

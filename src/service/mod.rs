@@ -116,11 +116,7 @@ impl Vault {
     /// Audit records matching `q`, newest first.
     pub fn audit(&self, q: &AuditQuery) -> Result<Vec<AuditEvent>> {
         let limit = if q.limit == 0 { 100 } else { q.limit };
-        let scan = if q.agent.is_some() || q.capability.is_some() || q.since_ms.is_some() {
-            crate::audit::RETAIN as usize
-        } else {
-            limit
-        };
+        let scan = if q.agent.is_some() || q.capability.is_some() || q.since_ms.is_some() { usize::MAX } else { limit };
         let raw = self.store.read(|tx| tx.audit_newest(scan))?;
         let mut out = Vec::new();
         for (_, bytes) in raw {
@@ -156,11 +152,20 @@ pub fn load_snapshot(path: &Path, lock_wait: std::time::Duration) -> Result<Snap
     Snapshot::load(&store, Registry::builtin()?)
 }
 
+/// How much of the request log the store keeps (security events are kept regardless).
+pub(crate) fn audit_retention() -> crate::store::Retention {
+    let age_ms = crate::audit::RETAIN_REQUEST_DAYS * 24 * 3600 * 1000;
+    crate::store::Retention {
+        max_requests: crate::audit::RETAIN_REQUESTS,
+        min_ts_ms: crate::time::now_ms().saturating_sub(age_ms),
+    }
+}
+
 /// Appends audit records to the store at `path` in one transaction.
 pub fn append_audit_at(path: &Path, lock_wait: std::time::Duration, events: &[AuditEvent]) -> Result<()> {
     let store = Store::open(path, lock_wait)?;
     let encoded: Vec<Vec<u8>> = events.iter().filter_map(|e| serde_json::to_vec(e).ok()).collect();
-    store.write(|tx| tx.append_audit(&encoded, crate::audit::RETAIN))?;
+    store.write(|tx| tx.append_audit(&encoded, audit_retention()))?;
     Ok(())
 }
 
@@ -187,7 +192,7 @@ pub(crate) fn seal_secret(
 /// Records a management event and marks the state changed, inside the command's transaction.
 pub(crate) fn record(tx: &mut WriteTx, event: AuditEvent) -> Result<()> {
     let bytes = serde_json::to_vec(&event).map_err(|e| Error::Io(e.to_string()))?;
-    tx.append_audit(&[bytes], crate::audit::RETAIN)?;
+    tx.append_audit(&[bytes], audit_retention())?;
     tx.bump_generation()?;
     Ok(())
 }

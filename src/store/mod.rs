@@ -22,7 +22,7 @@ use serde::de::DeserializeOwned;
 pub use rows::{AgentRow, AttachmentRow, BindingRow, CaRow, CapabilityRow, CredentialRow, Origin, SecretRow};
 
 /// The schema this binary writes. Older stores are migrated forward on open.
-pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 2;
 
 type Tbl = TableDefinition<'static, &'static str, &'static [u8]>;
 
@@ -39,12 +39,16 @@ const ATTACHMENTS: Tbl = TableDefinition::new("group_attachments");
 const AGENTS: Tbl = TableDefinition::new("agents");
 /// Token hash → agent id.
 const AGENT_TOKENS: TableDefinition<'static, &'static str, &'static str> = TableDefinition::new("agent_tokens");
+/// Request records (trimmed by age and count).
 const AUDIT: TableDefinition<'static, u64, &'static [u8]> = TableDefinition::new("audit");
+/// Security events (vault, secret, credential, agent changes): never evicted by request records.
+/// Sequence numbers are shared with `audit`, so the two merge into one timeline.
+const AUDIT_SECURITY: TableDefinition<'static, u64, &'static [u8]> = TableDefinition::new("audit_security");
 const CA: Tbl = TableDefinition::new("ca");
 
 /// Ordered migrations: entry `i` moves a store from version `i` to `i + 1`.
 type Migration = fn(&redb::WriteTransaction) -> Result<(), redb::Error>;
-const MIGRATIONS: &[Migration] = &[migrate_0_to_1];
+const MIGRATIONS: &[Migration] = &[migrate_0_to_1, migrate_1_to_2];
 
 fn migrate_0_to_1(tx: &redb::WriteTransaction) -> Result<(), redb::Error> {
     tx.open_table(SECRETS)?;
@@ -58,6 +62,33 @@ fn migrate_0_to_1(tx: &redb::WriteTransaction) -> Result<(), redb::Error> {
     tx.open_table(AUDIT)?;
     tx.open_table(CA)?;
     Ok(())
+}
+
+/// Security events move out of the request log into their own table.
+fn migrate_1_to_2(tx: &redb::WriteTransaction) -> Result<(), redb::Error> {
+    let mut security = tx.open_table(AUDIT_SECURITY)?;
+    let mut audit = tx.open_table(AUDIT)?;
+    let mut moved = Vec::new();
+    for item in audit.iter()? {
+        let (k, v) = item?;
+        if is_security_record(v.value()) {
+            moved.push((k.value(), v.value().to_vec()));
+        }
+    }
+    for (k, v) in moved {
+        security.insert(k, v.as_slice())?;
+        audit.remove(k)?;
+    }
+    Ok(())
+}
+
+/// Whether an encoded audit record is a security event (anything but a proxied request).
+fn is_security_record(bytes: &[u8]) -> bool {
+    #[derive(serde::Deserialize)]
+    struct Kind {
+        kind: String,
+    }
+    serde_json::from_slice::<Kind>(bytes).map(|k| !k.kind.starts_with("proxy.")).unwrap_or(true)
 }
 
 /// Store failures. None of them carries record contents.
@@ -231,6 +262,22 @@ fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, StoreError> {
     serde_json::to_vec(value).map_err(|e| StoreError::Corrupt(e.to_string()))
 }
 
+/// How much of the request log to keep.
+#[derive(Clone, Copy, Debug)]
+pub struct Retention {
+    pub max_requests: u64,
+    /// Request records older than this are trimmed.
+    pub min_ts_ms: u64,
+}
+
+fn record_ts_ms(bytes: &[u8]) -> u64 {
+    #[derive(serde::Deserialize)]
+    struct Ts {
+        ts_ms: u64,
+    }
+    serde_json::from_slice::<Ts>(bytes).map(|t| t.ts_ms).unwrap_or(u64::MAX)
+}
+
 /// A record kind stored as JSON in its own table, keyed by a string.
 pub trait Record: Serialize + DeserializeOwned {
     const TABLE: Tbl;
@@ -312,16 +359,30 @@ impl ReadTx {
         Ok(t.get(hash)?.map(|g| g.value().to_owned()))
     }
 
-    /// Audit records with sequence numbers, newest first, at most `limit`.
+    /// Audit records (requests and security events merged) with sequence numbers, newest
+    /// first, at most `limit`.
     pub fn audit_newest(&self, limit: usize) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
-        let t = self.tx.open_table(AUDIT)?;
+        let requests = self.tx.open_table(AUDIT)?;
+        let security = self.tx.open_table(AUDIT_SECURITY)?;
+        let mut a = requests.iter()?.rev().peekable();
+        let mut b = security.iter()?.rev().peekable();
         let mut out = Vec::new();
-        for item in t.iter()?.rev() {
-            if out.len() >= limit {
-                break;
+        while out.len() < limit {
+            let key = |x: Option<
+                &Result<(redb::AccessGuard<'_, u64>, redb::AccessGuard<'_, &[u8]>), redb::StorageError>,
+            >| { x.and_then(|r| r.as_ref().ok()).map(|(k, _)| k.value()) };
+            let take_a = match (key(a.peek()), key(b.peek())) {
+                (None, None) => break,
+                (Some(_), None) => true,
+                (None, Some(_)) => false,
+                (Some(x), Some(y)) => x > y,
+            };
+            let next = if take_a { a.next() } else { b.next() };
+            match next {
+                Some(Ok((k, v))) => out.push((k.value(), v.value().to_vec())),
+                Some(Err(e)) => return Err(e.into()),
+                None => break,
             }
-            let (k, v) = item?;
-            out.push((k.value(), v.value().to_vec()));
         }
         Ok(out)
     }
@@ -413,18 +474,42 @@ impl WriteTx {
         Ok(next)
     }
 
-    /// Appends audit records and trims the log to at most `keep` records.
-    pub fn append_audit(&mut self, records: &[Vec<u8>], keep: u64) -> Result<(), StoreError> {
-        let mut t = self.tx.open_table(AUDIT)?;
-        let mut next = t.last()?.map(|(k, _)| k.value() + 1).unwrap_or(1);
+    /// Appends audit records: security events to their own table (never trimmed), request
+    /// records to the request log, which is then trimmed to `retention`.
+    pub fn append_audit(&mut self, records: &[Vec<u8>], retention: Retention) -> Result<(), StoreError> {
+        let mut requests = self.tx.open_table(AUDIT)?;
+        let mut security = self.tx.open_table(AUDIT_SECURITY)?;
+        let last = |t: &redb::Table<'_, u64, &[u8]>| -> Result<u64, StoreError> {
+            Ok(t.last()?.map(|(k, _)| k.value()).unwrap_or(0))
+        };
+        let mut next = last(&requests)?.max(last(&security)?) + 1;
         for r in records {
-            t.insert(next, r.as_slice())?;
+            if is_security_record(r) {
+                security.insert(next, r.as_slice())?;
+            } else {
+                requests.insert(next, r.as_slice())?;
+            }
             next += 1;
         }
-        let len = t.len()?;
-        if len > keep {
-            let drop_below = next.saturating_sub(keep);
-            t.retain_in(..drop_below, |_, _| false)?;
+        let len = requests.len()?;
+        if len > retention.max_requests {
+            let surplus = len - retention.max_requests;
+            let cut = requests.iter()?.nth(surplus as usize).transpose()?.map(|(k, _)| k.value());
+            if let Some(cut) = cut {
+                requests.retain_in(..cut, |_, _| false)?;
+            }
+        }
+        // By age: the log is in time order, so only its head can be too old.
+        let mut old = Vec::new();
+        for item in requests.iter()? {
+            let (k, v) = item?;
+            if record_ts_ms(v.value()) >= retention.min_ts_ms {
+                break;
+            }
+            old.push(k.value());
+        }
+        for k in old {
+            requests.remove(k)?;
         }
         Ok(())
     }
@@ -441,7 +526,7 @@ mod tests {
         {
             let s = Store::open(&path, Duration::from_secs(1)).unwrap();
             let v = s.read(|tx| tx.meta("schema_version")).unwrap();
-            assert_eq!(v.as_deref(), Some("1"));
+            assert_eq!(v.as_deref(), Some("2"));
         }
         use std::os::unix::fs::PermissionsExt;
         assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
@@ -458,6 +543,49 @@ mod tests {
     }
 
     #[test]
+    fn migration_2_moves_security_events_out_of_the_request_log() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("v.redb");
+        {
+            let s = Store::open(&path, Duration::from_secs(1)).unwrap();
+            s.write(|tx| {
+                let mut t = tx.tx.open_table(AUDIT)?;
+                t.insert(1, br#"{"ts_ms":1,"kind":"vault.init"}"#.as_slice())?;
+                t.insert(2, br#"{"ts_ms":2,"kind":"proxy.request"}"#.as_slice())?;
+                t.insert(3, br#"{"ts_ms":3,"kind":"secret.create"}"#.as_slice())?;
+                drop(t);
+                tx.set_meta("schema_version", "1")
+            })
+            .unwrap();
+        }
+        let s = Store::open(&path, Duration::from_secs(1)).unwrap();
+        let (requests, security) =
+            s.read(|tx| Ok((tx.tx.open_table(AUDIT)?.len()?, tx.tx.open_table(AUDIT_SECURITY)?.len()?))).unwrap();
+        assert_eq!((requests, security), (1, 2));
+        assert_eq!(
+            s.read(|tx| tx.audit_newest(10)).unwrap().iter().map(|(k, _)| *k).collect::<Vec<_>>(),
+            vec![3, 2, 1]
+        );
+    }
+
+    #[test]
+    fn security_events_survive_a_flood_of_request_records() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(&dir.path().join("v.redb"), Duration::from_secs(1)).unwrap();
+        let ev = |kind: &str, ts: u64| format!(r#"{{"ts_ms":{ts},"kind":"{kind}"}}"#).into_bytes();
+        let keep = Retention { max_requests: 5, min_ts_ms: 100 };
+        s.write(|tx| tx.append_audit(&[ev("vault.init", 1), ev("proxy.request", 50)], keep)).unwrap();
+        let flood: Vec<Vec<u8>> = (0..50).map(|i| ev("proxy.request", 200 + i)).collect();
+        s.write(|tx| tx.append_audit(&flood, keep)).unwrap();
+        let newest = s.read(|tx| tx.audit_newest(100)).unwrap();
+        let kinds: Vec<String> = newest.iter().map(|(_, b)| String::from_utf8_lossy(b).into_owned()).collect();
+        assert_eq!(newest.len(), 6, "{kinds:?}");
+        assert!(kinds.last().unwrap().contains("vault.init"), "{kinds:?}");
+        let keys: Vec<u64> = newest.iter().map(|(k, _)| *k).collect();
+        assert!(keys.windows(2).all(|w| w[0] > w[1]), "one merged timeline, newest first: {keys:?}");
+    }
+
+    #[test]
     fn failed_write_commits_nothing_and_audit_trims() {
         let dir = tempfile::tempdir().unwrap();
         let s = Store::open(&dir.path().join("v.redb"), Duration::from_secs(1)).unwrap();
@@ -467,8 +595,13 @@ mod tests {
         });
         assert!(r.is_err());
         assert_eq!(s.read(|tx| tx.meta("x")).unwrap(), None);
-        s.write(|tx| tx.append_audit(&(0..10).map(|i| vec![b'0' + i]).collect::<Vec<_>>(), 4)).unwrap();
+        let records: Vec<Vec<u8>> =
+            (0..10).map(|i| format!(r#"{{"ts_ms":{i},"kind":"proxy.request"}}"#).into_bytes()).collect();
+        s.write(|tx| tx.append_audit(&records, Retention { max_requests: 4, min_ts_ms: 0 })).unwrap();
         let newest = s.read(|tx| tx.audit_newest(100)).unwrap();
         assert_eq!(newest.iter().map(|(k, _)| *k).collect::<Vec<_>>(), vec![10, 9, 8, 7]);
+        s.write(|tx| tx.append_audit(&[], Retention { max_requests: 4, min_ts_ms: 8 })).unwrap();
+        let newest = s.read(|tx| tx.audit_newest(100)).unwrap();
+        assert_eq!(newest.iter().map(|(k, _)| *k).collect::<Vec<_>>(), vec![10, 9], "older than the cutoff");
     }
 }
