@@ -368,10 +368,7 @@ impl ReadTx {
         let mut b = security.iter()?.rev().peekable();
         let mut out = Vec::new();
         while out.len() < limit {
-            let key = |x: Option<
-                &Result<(redb::AccessGuard<'_, u64>, redb::AccessGuard<'_, &[u8]>), redb::StorageError>,
-            >| { x.and_then(|r| r.as_ref().ok()).map(|(k, _)| k.value()) };
-            let take_a = match (key(a.peek()), key(b.peek())) {
+            let take_a = match (peek_key(a.peek()), peek_key(b.peek())) {
                 (None, None) => break,
                 (Some(_), None) => true,
                 (None, Some(_)) => false,
@@ -386,6 +383,12 @@ impl ReadTx {
         }
         Ok(out)
     }
+}
+
+type AuditItem<'a> = Result<(redb::AccessGuard<'a, u64>, redb::AccessGuard<'a, &'static [u8]>), redb::StorageError>;
+
+fn peek_key(item: Option<&AuditItem<'_>>) -> Option<u64> {
+    item.and_then(|r| r.as_ref().ok()).map(|(k, _)| k.value())
 }
 
 /// A write transaction.
@@ -482,14 +485,13 @@ impl WriteTx {
         let last = |t: &redb::Table<'_, u64, &[u8]>| -> Result<u64, StoreError> {
             Ok(t.last()?.map(|(k, _)| k.value()).unwrap_or(0))
         };
-        let mut next = last(&requests)?.max(last(&security)?) + 1;
-        for r in records {
+        let first = last(&requests)?.max(last(&security)?) + 1;
+        for (seq, r) in (first..).zip(records) {
             if is_security_record(r) {
-                security.insert(next, r.as_slice())?;
+                security.insert(seq, r.as_slice())?;
             } else {
-                requests.insert(next, r.as_slice())?;
+                requests.insert(seq, r.as_slice())?;
             }
-            next += 1;
         }
         let len = requests.len()?;
         if len > retention.max_requests {
