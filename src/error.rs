@@ -24,6 +24,8 @@ pub enum ErrorKind {
     /// The master key does not open this vault, or a record was tampered with.
     Crypto,
     Store,
+    /// The vault file is damaged (truncated, bit-flipped, empty).
+    Damaged,
     Upstream,
     Internal,
 }
@@ -85,6 +87,7 @@ impl Error {
             Error::Conflict(_) => ErrorKind::Conflict,
             Error::Denied { .. } => ErrorKind::Denied,
             Error::Crypto(_) | Error::WrongMasterKey { .. } => ErrorKind::Crypto,
+            Error::Store(e) if e.is_damage() => ErrorKind::Damaged,
             Error::Store(_) | Error::Io(_) => ErrorKind::Store,
             Error::Upstream { .. } => ErrorKind::Upstream,
             Error::Registry(_) => ErrorKind::Internal,
@@ -101,6 +104,7 @@ impl Error {
             ErrorKind::Crypto => 6,
             ErrorKind::Store => 7,
             ErrorKind::Upstream => 8,
+            ErrorKind::Damaged => 9,
             ErrorKind::Internal => 1,
         }
     }

@@ -41,6 +41,22 @@ impl SecretBytes {
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
+
+    /// The buffer, to read a value into. Read only within its capacity: a reallocation would
+    /// leave a copy behind that is not zeroized (the drop zeroizes the whole capacity).
+    pub fn as_mut_vec(&mut self) -> &mut Vec<u8> {
+        &mut self.0
+    }
+
+    /// Drops trailing `\n` / `\r` (a value typed into a file or piped with `echo`).
+    pub fn trim_trailing_newlines(&mut self) {
+        while self.0.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
+            if let Some(last) = self.0.last_mut() {
+                *last = 0;
+            }
+            self.0.pop();
+        }
+    }
 }
 
 impl fmt::Debug for SecretBytes {

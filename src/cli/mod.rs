@@ -108,28 +108,38 @@ pub fn run(cli: Cli) -> Result<()> {
     }
 }
 
+/// The default `--max-value-bytes`: 1 MiB.
+pub const MAX_VALUE_BYTES: usize = 1024 * 1024;
+
 /// Where a secret value comes from: `--value V`, `--value -` (stdin) or `--value-file PATH`.
-pub(crate) fn read_value(value: Option<String>, file: Option<PathBuf>) -> Result<SecretBytes> {
+/// At most `max` bytes are read (`--value-file /dev/zero` ends with an error, not forever).
+pub(crate) fn read_value(value: Option<String>, file: Option<PathBuf>, max: usize) -> Result<SecretBytes> {
+    let too_large = || {
+        Error::invalid(format!("the value is larger than {max} bytes; pass --max-value-bytes N to accept a larger one"))
+    };
+    // Read into a buffer that never reallocates, so no stray copy of the value is left behind.
+    let read_bounded = |mut r: Box<dyn std::io::Read>, what: &str| -> Result<SecretBytes> {
+        let mut buf = SecretBytes::new(Vec::with_capacity(max.saturating_add(1).min(64 * 1024 * 1024)));
+        let n = std::io::Read::by_ref(&mut r)
+            .take(max as u64 + 1)
+            .read_to_end(buf.as_mut_vec())
+            .map_err(|e| Error::invalid(format!("cannot read {what}: {e}")))?;
+        if n > max {
+            return Err(too_large());
+        }
+        buf.trim_trailing_newlines();
+        Ok(buf)
+    };
     match (value, file) {
         (Some(_), Some(_)) => Err(Error::invalid("pass either --value or --value-file, not both")),
-        (Some(v), None) if v == "-" => {
-            let mut buf = Vec::new();
-            std::io::stdin().read_to_end(&mut buf).map_err(|e| Error::Io(format!("cannot read stdin: {e}")))?;
-            Ok(SecretBytes::new(trim_newline(buf)))
-        }
+        (Some(v), None) if v == "-" => read_bounded(Box::new(std::io::stdin()), "stdin"),
+        (Some(v), None) if v.len() > max => Err(too_large()),
         (Some(v), None) => Ok(SecretBytes::new(v.into_bytes())),
         (None, Some(path)) => {
-            let buf = std::fs::read(&path)
+            let f = std::fs::File::open(&path)
                 .map_err(|e| Error::invalid(format!("cannot read value file {}: {e}", path.display())))?;
-            Ok(SecretBytes::new(trim_newline(buf)))
+            read_bounded(Box::new(f), &format!("value file {}", path.display()))
         }
         (None, None) => Err(Error::invalid("pass --value VALUE, --value - (stdin) or --value-file PATH")),
     }
-}
-
-fn trim_newline(mut buf: Vec<u8>) -> Vec<u8> {
-    while buf.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
-        buf.pop();
-    }
-    buf
 }

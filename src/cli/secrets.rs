@@ -80,6 +80,9 @@ pub struct ValueArgs {
     /// Read the value from a file.
     #[arg(long)]
     pub value_file: Option<PathBuf>,
+    /// Largest value accepted, in bytes (a secret is rarely more than a few KiB).
+    #[arg(long, default_value_t = super::MAX_VALUE_BYTES)]
+    pub max_value_bytes: usize,
 }
 
 #[derive(Args, Debug, Default)]
@@ -145,7 +148,7 @@ pub fn run(cfg: &Config, out: Out, cmd: SecretsCmd) -> Result<()> {
         }
         SecretsCmd::Create { name, value, scope, aliases } => {
             let scope = scope.scope()?;
-            let value = read_value(value.value, value.value_file)?;
+            let value = read_value(value.value, value.value_file, value.max_value_bytes)?;
             let created = Vault::open(cfg)?.secret_create(&name, value, scope, &aliases)?;
             out.show(&created, false, || print_created(&created));
         }
@@ -157,7 +160,7 @@ pub fn run(cfg: &Config, out: Out, cmd: SecretsCmd) -> Result<()> {
             });
         }
         SecretsCmd::Rotate { id, value } => {
-            let value = read_value(value.value, value.value_file)?;
+            let value = read_value(value.value, value.value_file, value.max_value_bytes)?;
             let info = Vault::open(cfg)?.secret_rotate(&id, value)?;
             out.show(&info, false, || {
                 render::line(&format!("Secret rotated: {} (version {}, new data key)", info.name, info.version));

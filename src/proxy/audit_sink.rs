@@ -88,6 +88,7 @@ impl AuditSink {
             let mut pending: Vec<AuditEvent> = writer_spill.take();
             let mut incoming: Vec<AuditEvent> = Vec::new();
             let mut closed = false;
+            let mut last_error: Option<String> = None;
             loop {
                 tokio::select! {
                     n = rx.recv_many(&mut incoming, 4096) => { if n == 0 { closed = true; } }
@@ -116,10 +117,23 @@ impl AuditSink {
                 })
                 .await;
                 match result {
-                    Ok((Ok(()), _)) => pending.extend(writer_spill.take()),
+                    Ok((Ok(()), _)) => {
+                        last_error = None;
+                        pending.extend(writer_spill.take());
+                    }
                     Ok((Err(e), batch)) => {
-                        tracing::warn!(error = %e, records = batch.len(), "audit write failed; will retry");
+                        let e = e.to_string();
+                        if last_error.as_ref() != Some(&e) {
+                            tracing::warn!(error = %e, records = batch.len(), "audit write failed; will retry");
+                            last_error = Some(e);
+                        }
                         pending = batch;
+                        // Memory stays bounded while the store is unwritable: the excess spills.
+                        if pending.len() > QUEUE {
+                            for e in pending.drain(QUEUE..) {
+                                let _ = writer_spill.append(&e);
+                            }
+                        }
                         if closed {
                             // Keep what could not be written for the next proxy to ingest.
                             for e in &pending {

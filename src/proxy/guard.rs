@@ -6,7 +6,8 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-/// Why an address is refused, or `None` when it is a public unicast address.
+/// Why an address is refused (a noun phrase: "a loopback address"), or `None` when it is a
+/// public unicast address.
 pub fn blocked(ip: IpAddr) -> Option<&'static str> {
     match ip {
         IpAddr::V4(v4) => blocked_v4(v4),
@@ -17,20 +18,20 @@ pub fn blocked(ip: IpAddr) -> Option<&'static str> {
 fn blocked_v4(ip: Ipv4Addr) -> Option<&'static str> {
     let o = ip.octets();
     let reason = match o {
-        [0, ..] => "unspecified/this-network",
-        [127, ..] => "loopback",
-        [10, ..] | [192, 168, ..] => "private",
-        [172, b, ..] if (16..=31).contains(&b) => "private",
-        [169, 254, 169, 254] => "cloud metadata",
-        [169, 254, ..] => "link-local",
-        [100, 100, 100, 200] => "cloud metadata",
-        [100, b, ..] if (64..=127).contains(&b) => "carrier-grade NAT",
-        [168, 63, 129, 16] => "cloud metadata",
-        [192, 0, 0, _] => "IETF protocol assignment",
-        [192, 0, 2, _] | [198, 51, 100, _] | [203, 0, 113, _] => "documentation",
-        [198, b, ..] if b == 18 || b == 19 => "benchmarking",
-        [a, ..] if (224..=239).contains(&a) => "multicast",
-        [a, ..] if a >= 240 => "reserved/broadcast",
+        [0, ..] => "an unspecified (this-network) address",
+        [127, ..] => "a loopback address",
+        [10, ..] | [192, 168, ..] => "a private address",
+        [172, b, ..] if (16..=31).contains(&b) => "a private address",
+        [169, 254, 169, 254] => "a cloud metadata address",
+        [169, 254, ..] => "a link-local address",
+        [100, 100, 100, 200] => "a cloud metadata address",
+        [100, b, ..] if (64..=127).contains(&b) => "a carrier-grade NAT address",
+        [168, 63, 129, 16] => "a cloud metadata address",
+        [192, 0, 0, _] => "an IETF protocol assignment",
+        [192, 0, 2, _] | [198, 51, 100, _] | [203, 0, 113, _] => "a documentation address",
+        [198, b, ..] if b == 18 || b == 19 => "a benchmarking address",
+        [a, ..] if (224..=239).contains(&a) => "a multicast address",
+        [a, ..] if a >= 240 => "a reserved or broadcast address",
         _ => return None,
     };
     Some(reason)
@@ -42,24 +43,24 @@ fn blocked_v6(ip: Ipv6Addr) -> Option<&'static str> {
     }
     let s = ip.segments();
     if ip.is_unspecified() {
-        return Some("unspecified");
+        return Some("the unspecified address");
     }
     if ip.is_loopback() {
-        return Some("loopback");
+        return Some("a loopback address");
     }
     let reason = match s {
         [0x64, 0xff9b, 0, 0, 0, 0, hi, lo] => {
-            return blocked_v4(embedded_v4(hi, lo)).map(|_| "NAT64 of a blocked address");
+            return blocked_v4(embedded_v4(hi, lo)).map(|_| "the NAT64 form of a blocked address");
         }
-        [0x2002, hi, lo, ..] => return blocked_v4(embedded_v4(hi, lo)).map(|_| "6to4 of a blocked address"),
-        [0, 0, 0, 0, 0, 0, _, _] => "IPv4-compatible",
-        [a, ..] if a & 0xfe00 == 0xfc00 => "unique local (includes fd00:ec2::254 metadata)",
-        [a, ..] if a & 0xffc0 == 0xfe80 => "link-local",
-        [a, ..] if a & 0xffc0 == 0xfec0 => "site-local",
-        [a, ..] if a & 0xff00 == 0xff00 => "multicast",
-        [0x2001, 0xdb8, ..] => "documentation",
-        [0x2001, 0, ..] => "Teredo",
-        [0x100, 0, 0, 0, ..] => "discard-only",
+        [0x2002, hi, lo, ..] => return blocked_v4(embedded_v4(hi, lo)).map(|_| "the 6to4 form of a blocked address"),
+        [0, 0, 0, 0, 0, 0, _, _] => "an IPv4-compatible address",
+        [a, ..] if a & 0xfe00 == 0xfc00 => "a unique local address (this includes fd00:ec2::254, cloud metadata)",
+        [a, ..] if a & 0xffc0 == 0xfe80 => "a link-local address",
+        [a, ..] if a & 0xffc0 == 0xfec0 => "a site-local address",
+        [a, ..] if a & 0xff00 == 0xff00 => "a multicast address",
+        [0x2001, 0xdb8, ..] => "a documentation address",
+        [0x2001, 0, ..] => "a Teredo address",
+        [0x100, 0, 0, 0, ..] => "a discard-only address",
         _ => return None,
     };
     Some(reason)
@@ -109,6 +110,15 @@ mod tests {
         for (ip, want) in cases {
             let parsed: IpAddr = ip.parse().unwrap();
             assert_eq!(blocked(parsed).is_some(), *want, "{ip}");
+            if let Some(reason) = blocked(parsed) {
+                // Reads as "... resolves to X, which is <reason>".
+                let first = reason.split(' ').next().unwrap();
+                assert!(["a", "an", "the"].contains(&first), "{ip}: {reason}");
+                assert!(!reason.contains("address address"), "{reason}");
+                if first == "a" {
+                    assert!(!reason[2..].starts_with(['a', 'e', 'i', 'o']), "{ip}: {reason}");
+                }
+            }
         }
     }
 }

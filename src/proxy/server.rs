@@ -261,7 +261,20 @@ async fn serve_client(
 /// proxy within about 250 ms.
 async fn watch_vault(state: Arc<ProxyState>) {
     let path = state.config.store_path();
-    let mut tick = tokio::time::interval(Duration::from_millis(250));
+    let mut tick = tokio::time::interval(Duration::from_millis(100));
+    // A damaged or unreadable store is logged once (and its recovery), not every tick.
+    let mut failing: Option<String> = None;
+    let mut report = |result: std::result::Result<(), String>| match (result, failing.as_ref()) {
+        (Err(e), last) if last != Some(&e) => {
+            tracing::error!(error = %e, "cannot reload the vault; serving from the last good snapshot");
+            failing = Some(e);
+        }
+        (Ok(()), Some(_)) => {
+            tracing::info!("the vault is readable again");
+            failing = None;
+        }
+        _ => {}
+    };
     loop {
         tick.tick().await;
         let current = state.shared.snapshot.load().generation;
@@ -274,7 +287,7 @@ async fn watch_vault(state: Arc<ProxyState>) {
         let generation = match tokio::task::spawn_blocking(move || crate::service::read_generation(&p, wait)).await {
             Ok(Ok(g)) => g,
             Ok(Err(e)) => {
-                tracing::warn!(error = %e, "cannot read the vault generation; will retry");
+                report(Err(e.to_string()));
                 continue;
             }
             Err(_) => continue,
@@ -287,6 +300,7 @@ async fn watch_vault(state: Arc<ProxyState>) {
         let (p, wait) = (path.clone(), state.config.lock_wait);
         match tokio::task::spawn_blocking(move || crate::service::load_snapshot(&p, wait)).await {
             Ok(Ok(snapshot)) => {
+                report(Ok(()));
                 let ca_changed = snapshot.ca_name().is_some_and(|n| Some(n) != current_ca_name(&state).as_deref());
                 state.shared.snapshot.store(snapshot);
                 if ca_changed {
@@ -294,7 +308,7 @@ async fn watch_vault(state: Arc<ProxyState>) {
                 }
                 tracing::info!(generation, "vault changed; snapshot reloaded");
             }
-            Ok(Err(e)) => tracing::warn!(error = %e, "snapshot reload failed; keeping the previous one"),
+            Ok(Err(e)) => report(Err(e.to_string())),
             Err(_) => {}
         }
     }

@@ -85,7 +85,10 @@ fn parse_resolve(entry: &str) -> Result<((String, u16), SocketAddr)> {
 /// tell a guard refusal from a timeout from a TLS failure.
 #[derive(Debug, thiserror::Error)]
 pub enum ConnectError {
-    #[error("destination {host} resolves to {addr}, a {reason} address")]
+    #[error(
+        "destination {host} resolves to {addr}, which is {reason}; the proxy does not connect there \
+         unless the operator maps the name with --resolve"
+    )]
     Blocked { host: String, addr: std::net::IpAddr, reason: &'static str },
     #[error("connecting to {0} timed out")]
     Timeout(String),

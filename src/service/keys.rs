@@ -94,6 +94,15 @@ pub(super) fn finish_interrupted_rotation(path: &Path, expected_id: &str) -> Res
     Ok(Some(key))
 }
 
+/// Removes a `master.key.next` left by a rotation that never committed (the caller holds the
+/// store lock and has checked that the store is still sealed under `master.key`).
+pub(super) fn discard_abandoned_rotation(path: &Path) {
+    let next = next_path(path);
+    if next.exists() && std::fs::remove_file(&next).is_ok() {
+        sync_dir(path);
+    }
+}
+
 /// Writes `bytes` to `path` with mode 0600, via a temporary file and rename.
 pub(crate) fn write_private(path: &Path, bytes: &[u8], create_new: bool) -> Result<()> {
     if create_new && path.exists() {

@@ -60,7 +60,14 @@ impl Vault {
                 tx.set_meta("kek_id", self.key.id())?;
                 record(tx, AuditEvent::new("vault.init").detail(format!("master key {}", self.key.id())))
             }),
-            Some(id) if id == self.key.id() => Ok(()),
+            Some(id) if id == self.key.id() => {
+                // The store is locked by us: a `master.key.next` now is from a rotation that was
+                // killed before it committed, and no data is sealed under it.
+                if let KeySource::File(path) = &cfg.key {
+                    keys::discard_abandoned_rotation(path);
+                }
+                Ok(())
+            }
             Some(expected) => {
                 if let KeySource::File(path) = &cfg.key {
                     if let Some(key) = keys::finish_interrupted_rotation(path, &expected)? {
@@ -222,7 +229,9 @@ fn ensure_private_dir(dir: &Path) -> Result<()> {
             .create(dir)
             .map_err(|e| Error::Io(format!("cannot create data directory {}: {e}", dir.display())))?;
     }
-    let meta = std::fs::metadata(dir)?;
+    let meta = std::fs::metadata(dir).map_err(|e| {
+        Error::Io(format!("cannot read data directory {}: {e}; run aivault as the user that owns it", dir.display()))
+    })?;
     if !meta.is_dir() {
         return Err(Error::invalid(format!("{} is not a directory", dir.display())));
     }

@@ -106,22 +106,107 @@ pub enum StoreError {
     Io(String),
     #[error("a stored record is corrupted: {0}")]
     Corrupt(String),
+    #[error(
+        "the vault file is damaged ({why}): {path}; restore it from a backup",
+        path = .0.display(), why = .1
+    )]
+    Damaged(PathBuf, String),
+}
+
+impl StoreError {
+    /// Whether this error means the file itself is damaged (a distinct exit code).
+    pub fn is_damage(&self) -> bool {
+        matches!(self, StoreError::Damaged(..) | StoreError::Corrupt(_))
+    }
+}
+
+impl From<redb::StorageError> for StoreError {
+    fn from(e: redb::StorageError) -> Self {
+        match e {
+            redb::StorageError::Corrupted(why) => StoreError::Corrupt(why),
+            redb::StorageError::Io(io)
+                if matches!(io.kind(), std::io::ErrorKind::InvalidData | std::io::ErrorKind::UnexpectedEof) =>
+            {
+                StoreError::Corrupt(io.to_string())
+            }
+            other => StoreError::Io(other.to_string()),
+        }
+    }
 }
 
 impl From<redb::Error> for StoreError {
     fn from(e: redb::Error) -> Self {
+        match e {
+            redb::Error::Corrupted(why) => StoreError::Corrupt(why),
+            other => StoreError::Io(other.to_string()),
+        }
+    }
+}
+
+macro_rules! via_storage {
+    ($($t:ty),*) => {$(
+        impl From<$t> for StoreError {
+            fn from(e: $t) -> Self { redb::Error::from(e).into() }
+        }
+    )*};
+}
+via_storage!(redb::TransactionError, redb::TableError, redb::CommitError);
+
+impl From<std::io::Error> for StoreError {
+    fn from(e: std::io::Error) -> Self {
         StoreError::Io(e.to_string())
     }
 }
 
-macro_rules! io_from {
-    ($($t:ty),*) => {$(
-        impl From<$t> for StoreError {
-            fn from(e: $t) -> Self { StoreError::Io(e.to_string()) }
+/// Runs one store operation, turning a panic of the storage engine (which it can raise on a
+/// damaged file) into `Damaged`. The panic message is not printed: the caller reports one line.
+fn guarded<T>(path: &Path, f: impl FnOnce() -> Result<T, StoreError>) -> Result<T, StoreError> {
+    quiet_panics::install();
+    let result = quiet_panics::silenced(|| std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)));
+    match result {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(StoreError::Corrupt(why))) => Err(StoreError::Damaged(path.to_owned(), why)),
+        Ok(Err(e)) => Err(e),
+        Err(panic) => {
+            let why = panic
+                .downcast_ref::<String>()
+                .map(String::as_str)
+                .or_else(|| panic.downcast_ref::<&str>().copied())
+                .unwrap_or("the storage engine failed on it");
+            Err(StoreError::Damaged(path.to_owned(), why.chars().take(200).collect()))
         }
-    )*};
+    }
 }
-io_from!(redb::TransactionError, redb::TableError, redb::StorageError, redb::CommitError, std::io::Error);
+
+/// A panic hook that stays quiet on the threads inside `guarded` and defers to the previous
+/// hook everywhere else (a bug elsewhere still prints its panic).
+mod quiet_panics {
+    use std::cell::Cell;
+    use std::sync::Once;
+
+    thread_local! {
+        static QUIET: Cell<bool> = const { Cell::new(false) };
+    }
+
+    pub fn install() {
+        static ONCE: Once = Once::new();
+        ONCE.call_once(|| {
+            let previous = std::panic::take_hook();
+            std::panic::set_hook(Box::new(move |info| {
+                if !QUIET.with(Cell::get) {
+                    previous(info);
+                }
+            }));
+        });
+    }
+
+    pub fn silenced<T>(f: impl FnOnce() -> T) -> T {
+        let was = QUIET.with(|q| q.replace(true));
+        let out = f();
+        QUIET.with(|q| q.set(was));
+        out
+    }
+}
 
 /// An open store. Drop it promptly: holding it blocks other aivault processes.
 pub struct Store {
@@ -140,24 +225,28 @@ impl Store {
     /// Opens (creating with mode 0600 if needed) and migrates the store at `path`, waiting up
     /// to `lock_wait` for another process to release it.
     pub fn open(path: &Path, lock_wait: Duration) -> Result<Store, StoreError> {
-        precreate_private(path)?;
+        if !path.exists() {
+            create_new(path)?;
+        }
+        check_file(path)?;
         let deadline = Instant::now() + lock_wait;
         let mut pause = Duration::from_millis(5);
         let db = loop {
-            match Database::create(path) {
-                Ok(db) => break db,
-                Err(DatabaseError::DatabaseAlreadyOpen) if Instant::now() < deadline => {
+            match guarded(path, || Ok(Database::create(path))) {
+                Ok(Ok(db)) => break db,
+                Ok(Err(DatabaseError::DatabaseAlreadyOpen)) if Instant::now() < deadline => {
                     std::thread::sleep(pause);
                     pause = (pause * 2).min(Duration::from_millis(100));
                 }
-                Err(DatabaseError::DatabaseAlreadyOpen) => {
+                Ok(Err(DatabaseError::DatabaseAlreadyOpen)) => {
                     return Err(StoreError::Busy(path.to_owned()));
                 }
-                Err(e) => return Err(StoreError::Foreign(path.to_owned(), e.to_string())),
+                Ok(Err(e)) => return Err(open_error(path, e)),
+                Err(e) => return Err(e),
             }
         };
         let store = Store { db, path: path.to_owned() };
-        store.migrate(path)?;
+        guarded(path, || store.migrate(path))?;
         Ok(store)
     }
 
@@ -200,26 +289,38 @@ impl Store {
 
     /// Runs `f` in one read transaction.
     pub fn read<T>(&self, f: impl FnOnce(&ReadTx) -> Result<T, StoreError>) -> Result<T, StoreError> {
-        let tx = ReadTx { tx: self.db.begin_read()? };
-        f(&tx)
+        guarded(&self.path, || {
+            let tx = ReadTx { tx: self.db.begin_read()? };
+            f(&tx)
+        })
     }
 
     /// Runs `f` in one write transaction, committed only if `f` returns `Ok`.
     pub fn write<T, E: From<StoreError>>(&self, f: impl FnOnce(&mut WriteTx) -> Result<T, E>) -> Result<T, E> {
-        let mut tx = WriteTx { tx: self.db.begin_write().map_err(StoreError::from)?, bumped: None };
-        match f(&mut tx) {
-            Ok(v) => {
-                tx.tx.commit().map_err(StoreError::from)?;
-                if let Some(generation) = tx.bumped {
+        // The closure's own error travels out of the guard untouched; only engine failures map.
+        let outcome = guarded(&self.path, || {
+            let mut tx = WriteTx { tx: self.db.begin_write()?, bumped: None };
+            match f(&mut tx) {
+                Ok(v) => {
+                    tx.tx.commit()?;
+                    Ok(Ok((v, tx.bumped)))
+                }
+                Err(e) => {
+                    let _ = tx.tx.abort();
+                    Ok(Err(e))
+                }
+            }
+        });
+        match outcome {
+            Ok(Ok((v, bumped))) => {
+                if let Some(generation) = bumped {
                     // Best effort: a stale sidecar only delays a reload until the next change.
                     let _ = write_generation(&self.path, generation);
                 }
                 Ok(v)
             }
-            Err(e) => {
-                let _ = tx.tx.abort();
-                Err(e)
-            }
+            Ok(Err(e)) => Err(e),
+            Err(e) => Err(E::from(e)),
         }
     }
 }
@@ -240,18 +341,88 @@ pub fn read_generation_file(store_path: &Path) -> Option<u64> {
     std::fs::read_to_string(generation_file(store_path)).ok()?.trim().parse().ok()
 }
 
-fn precreate_private(path: &Path) -> Result<(), StoreError> {
-    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-    if !path.exists() {
-        std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path).or_else(|e| {
-            if e.kind() == std::io::ErrorKind::AlreadyExists { Ok(std::fs::File::open(path)?) } else { Err(e) }
-        })?;
+/// Creates a new, initialised store without ever leaving an empty file at `path` (an empty file
+/// there is damage, never "a new vault"): it is built beside it and linked into place.
+fn create_new(path: &Path) -> Result<(), StoreError> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let tmp = path.with_extension(format!("redb.new-{}", std::process::id()));
+    let _ = std::fs::remove_file(&tmp);
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&tmp)
+        .map_err(|e| file_error(path, "cannot create", &e))?;
+    let built = guarded(&tmp, || {
+        let db = Database::create(&tmp).map_err(|e| open_error(&tmp, e))?;
+        let store = Store { db, path: tmp.clone() };
+        store.migrate(&tmp)
+    });
+    let linked = built.and_then(|()| match std::fs::hard_link(&tmp, path) {
+        // Another process created it first: use theirs.
+        Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => Err(file_error(path, "cannot create", &e)),
+        _ => Ok(()),
+    });
+    let _ = std::fs::remove_file(&tmp);
+    linked
+}
+
+/// Refuses what cannot be a store before the engine sees it, and keeps the file private.
+fn check_file(path: &Path) -> Result<(), StoreError> {
+    use std::os::unix::fs::PermissionsExt;
+    let meta = std::fs::metadata(path).map_err(|e| file_error(path, "cannot read", &e))?;
+    if !meta.is_file() {
+        return Err(StoreError::Foreign(path.to_owned(), "not a regular file".into()));
     }
-    let mode = std::fs::metadata(path)?.permissions().mode() & 0o777;
-    if mode != 0o600 {
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+    if meta.len() == 0 {
+        return Err(StoreError::Damaged(path.to_owned(), "the file is empty".into()));
+    }
+    let mut head = [0u8; REDB_MAGIC.len()];
+    let n = {
+        use std::io::Read as _;
+        let mut f = std::fs::File::open(path).map_err(|e| file_error(path, "cannot read", &e))?;
+        f.read(&mut head).map_err(|e| file_error(path, "cannot read", &e))?
+    };
+    if head[..n] != REDB_MAGIC[..n] {
+        return Err(StoreError::Foreign(path.to_owned(), "it is not a redb file".into()));
+    }
+    if n < REDB_MAGIC.len() {
+        return Err(StoreError::Damaged(path.to_owned(), format!("the file is truncated to {n} bytes")));
+    }
+    if meta.permissions().mode() & 0o777 != 0o600 {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+            .map_err(|e| file_error(path, "cannot make private", &e))?;
     }
     Ok(())
+}
+
+/// The first bytes of every redb file: a file that starts otherwise is foreign, not damaged.
+const REDB_MAGIC: [u8; 9] = [b'r', b'e', b'd', b'b', 0x1A, 0x0A, 0xA9, 0x0D, 0x0A];
+
+fn file_error(path: &Path, what: &str, e: &std::io::Error) -> StoreError {
+    let hint = if e.kind() == std::io::ErrorKind::PermissionDenied {
+        "; run aivault as the user that owns the data directory"
+    } else {
+        ""
+    };
+    StoreError::Io(format!("{what} {}: {e}{hint}", path.display()))
+}
+
+fn open_error(path: &Path, e: DatabaseError) -> StoreError {
+    match e {
+        // The header checked out, so a short or malformed read means the rest is damaged.
+        DatabaseError::Storage(redb::StorageError::Io(io))
+            if matches!(io.kind(), std::io::ErrorKind::InvalidData | std::io::ErrorKind::UnexpectedEof) =>
+        {
+            StoreError::Damaged(path.to_owned(), io.to_string())
+        }
+        DatabaseError::Storage(redb::StorageError::Io(io)) => file_error(path, "cannot open", &io),
+        DatabaseError::Storage(redb::StorageError::Corrupted(why)) => StoreError::Damaged(path.to_owned(), why),
+        DatabaseError::UpgradeRequired(v) => {
+            StoreError::Foreign(path.to_owned(), format!("an older redb file format ({v})"))
+        }
+        other => StoreError::Foreign(path.to_owned(), other.to_string()),
+    }
 }
 
 fn decode<T: DeserializeOwned>(what: &str, bytes: &[u8]) -> Result<T, StoreError> {

@@ -10,6 +10,7 @@ mod cli_errors;
 mod cli_secrets;
 mod hardening_audit;
 mod hardening_connections;
+mod hardening_files;
 mod hardening_masking;
 mod hardening_requests;
 mod invoke;
