@@ -90,7 +90,16 @@ pub fn run_agent(cfg: &Config, out: Out, cmd: AgentCmd) -> Result<()> {
         }
         AgentCmd::Revoke { name } => {
             let info = Vault::open(cfg)?.agent_revoke(&name)?;
+            // Return only once every running proxy refuses the token.
+            let generation = crate::store::read_generation_file(&cfg.store_path()).unwrap_or(0);
+            let behind = crate::service::proxies::wait_for(&cfg.home, generation, std::time::Duration::from_secs(3));
             out.show(&info, false, || render::line(&format!("Agent revoked: {}", info.name)));
+            if !behind.is_empty() {
+                render::eprint_line(&format!(
+                    "warning: the proxy at {} did not confirm the revocation within 3 s; it applies it within a second of reading the change",
+                    behind.join(", ")
+                ));
+            }
         }
     }
     Ok(())

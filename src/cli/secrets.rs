@@ -34,6 +34,10 @@ pub enum SecretsCmd {
         /// Another name for the secret (repeatable).
         #[arg(long = "alias")]
         aliases: Vec<String>,
+        /// Provision the registry credential for this host only (repeatable; required for per-tenant
+        /// providers such as Shopify: --host my-store.myshopify.com).
+        #[arg(long = "host")]
+        hosts: Vec<String>,
     },
     /// Rename a secret or change its aliases (use rotate to change the value).
     Update {
@@ -146,11 +150,14 @@ pub fn run(cfg: &Config, out: Out, cmd: SecretsCmd) -> Result<()> {
                 render::table(&["NAME", "ID", "SCOPE", "PROVIDER", "VERSION", "ALIASES"], &rows);
             });
         }
-        SecretsCmd::Create { name, value, scope, aliases } => {
+        SecretsCmd::Create { name, value, scope, aliases, hosts } => {
             let scope = scope.scope()?;
             let value = read_value(value.value, value.value_file, value.max_value_bytes)?;
-            let created = Vault::open(cfg)?.secret_create(&name, value, scope, &aliases)?;
+            let created = Vault::open(cfg)?.secret_create(&name, value, scope, &aliases, &hosts)?;
             out.show(&created, false, || print_created(&created));
+            for w in &created.warnings {
+                render::eprint_line(&format!("warning: {w}"));
+            }
         }
         SecretsCmd::Update { id, name, aliases, clear_aliases } => {
             let info = Vault::open(cfg)?.secret_update(&id, name.as_deref(), &aliases, clear_aliases)?;
@@ -237,6 +244,11 @@ fn print_created(c: &SecretCreated) {
         render::line(&format!("Credential {verb}: {} ({} capabilities enabled)", p.credential, p.capabilities));
     }
     for w in &c.waiting {
-        render::line(&format!("Waiting for {} to complete {} credential", w.missing.join(", "), w.provider));
+        match &w.reason {
+            Some(reason) => render::line(&format!("No credential provisioned: {reason}")),
+            None => {
+                render::line(&format!("Waiting for {} to complete {} credential", w.missing.join(", "), w.provider))
+            }
+        }
     }
 }

@@ -171,7 +171,11 @@ impl Proxy {
     /// Serves until `stop` resolves, then shuts down gracefully.
     pub async fn run(self, stop: impl std::future::Future<Output = ()>) -> Result<()> {
         let Proxy { listener, state, shutdown_tx, audit_task } = self;
-        let watcher = tokio::spawn(watch_vault(state.clone()));
+        let me = announcement(&state, &listener);
+        if let Err(e) = crate::service::proxies::announce(&state.config.home, &me) {
+            tracing::warn!(error = %e, "cannot announce this proxy; management commands will not wait for it");
+        }
+        let watcher = tokio::spawn(watch_vault(state.clone(), me.clone()));
         let permits = Arc::new(Semaphore::new(state.opts.max_connections));
         tokio::pin!(stop);
         loop {
@@ -206,6 +210,7 @@ impl Proxy {
             tokio::time::sleep(Duration::from_millis(25)).await;
         }
         watcher.abort();
+        crate::service::proxies::withdraw(&state.config.home, &me);
         let remaining = state.active.load(Ordering::SeqCst);
         if remaining > 0 {
             tracing::warn!(connections = remaining, "shutdown grace period over; closing remaining connections");
@@ -219,6 +224,14 @@ impl Proxy {
 
 /// Serves one agent socket: pending until its first authenticated request, closed when idle,
 /// when the agent is revoked, or (while pending) when evicted or late.
+fn announcement(state: &ProxyState, listener: &TcpListener) -> crate::service::proxies::Announcement {
+    crate::service::proxies::Announcement {
+        pid: std::process::id(),
+        listen: listener.local_addr().map(|a| a.to_string()).unwrap_or_default(),
+        generation: state.shared.snapshot.load().generation,
+    }
+}
+
 async fn serve_client(
     state: Arc<ProxyState>,
     tcp: tokio::net::TcpStream,
@@ -259,7 +272,7 @@ async fn serve_client(
 
 /// Keeps the snapshot (and the CA) current: a management command anywhere reaches a running
 /// proxy within about 250 ms.
-async fn watch_vault(state: Arc<ProxyState>) {
+async fn watch_vault(state: Arc<ProxyState>, mut me: crate::service::proxies::Announcement) {
     let path = state.config.store_path();
     let mut tick = tokio::time::interval(Duration::from_millis(100));
     // A damaged or unreadable store is logged once (and its recovery), not every tick.
@@ -306,6 +319,9 @@ async fn watch_vault(state: Arc<ProxyState>) {
                 if ca_changed {
                     reload_ca(&state).await;
                 }
+                // Acknowledge: `agent revoke` and friends wait for this before they return.
+                me.generation = generation;
+                let _ = crate::service::proxies::announce(&state.config.home, &me);
                 tracing::info!(generation, "vault changed; snapshot reloaded");
             }
             Ok(Err(e)) => report(Err(e.to_string())),

@@ -25,6 +25,10 @@ pub struct ProviderDef {
     /// pinned to the family and one set of secrets provisions every member.
     #[serde(default)]
     pub secret_family: Option<String>,
+    /// The hosts are per tenant (one store, one bucket per host): a credential is provisioned
+    /// only for tenant hosts the operator names, never for the whole wildcard.
+    #[serde(default)]
+    pub tenant_hosts: bool,
     pub auth: AuthConfig,
     pub hosts: Vec<String>,
     pub capabilities: Vec<CapabilityDef>,

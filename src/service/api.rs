@@ -36,6 +36,9 @@ pub struct SecretCreated {
     pub provisioned: Vec<Provisioned>,
     /// Secrets still missing before a provider's credential can be provisioned.
     pub waiting: Vec<Waiting>,
+    /// What the operator should know (a credential that injects into a wildcard of hosts).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -51,6 +54,9 @@ pub struct Provisioned {
 pub struct Waiting {
     pub provider: String,
     pub missing: Vec<String>,
+    /// Why nothing was provisioned when no secret is missing (a per-tenant provider).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 #[derive(Clone, Debug, Serialize)]

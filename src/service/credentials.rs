@@ -40,6 +40,9 @@ pub struct CredentialSpec {
     pub group_id: Option<String>,
 }
 
+/// What provisioning did: credentials provisioned, providers still waiting, warnings.
+pub(super) type Provisioning = (Vec<Provisioned>, Vec<Waiting>, Vec<String>);
+
 /// The id of a credential provisioned from registry secrets in `scope`.
 pub fn registry_credential_id(provider: &str, scope: &Scope) -> String {
     match scope {
@@ -51,10 +54,19 @@ pub fn registry_credential_id(provider: &str, scope: &Scope) -> String {
 
 impl Vault {
     /// Provisions (or refreshes) the registry credentials a pinned secret completes.
-    pub(super) fn provision(&self, tx: &mut WriteTx, row: &SecretRow) -> Result<(Vec<Provisioned>, Vec<Waiting>)> {
+    /// `hosts` (from `secrets create --host`) narrows the provisioned credentials.
+    pub(super) fn provision(&self, tx: &mut WriteTx, row: &SecretRow, hosts: &[String]) -> Result<Provisioning> {
         let mut provisioned = Vec::new();
         let mut waiting = Vec::new();
-        let Some(pin) = &row.pinned_provider else { return Ok((provisioned, waiting)) };
+        let mut warnings = Vec::new();
+        let claims = |pin: &str| self.registry.providers_for_pin(pin).iter().any(|p| p.field_for(&row.name).is_some());
+        if !hosts.is_empty() && !row.pinned_provider.as_deref().is_some_and(claims) {
+            return Err(Error::invalid(format!(
+                "--host narrows a registry provider's credential; {} is not a registry secret (use `credential create --host`)",
+                row.name
+            )));
+        }
+        let Some(pin) = &row.pinned_provider else { return Ok((provisioned, waiting, warnings)) };
         for provider in self.registry.providers_for_pin(pin) {
             if provider.field_for(&row.name).is_none() {
                 continue;
@@ -70,7 +82,7 @@ impl Vault {
                 }
             }
             if !missing.is_empty() {
-                waiting.push(Waiting { provider: provider.id().to_owned(), missing });
+                waiting.push(Waiting { provider: provider.id().to_owned(), missing, reason: None });
                 continue;
             }
             for (name, field) in &provider.def.optional_vault_secrets {
@@ -79,22 +91,51 @@ impl Vault {
                 }
             }
             let id = registry_credential_id(provider.id(), &row.scope);
-            let action = match tx.get::<CredentialRow>(&id)? {
+            let existing = tx.get::<CredentialRow>(&id)?;
+            // Named hosts narrow; an existing credential keeps its (possibly narrowed) hosts.
+            let cred_hosts = match (hosts, &existing) {
+                ([], Some(e)) => e.hosts.clone(),
+                ([], None) if provider.def.tenant_hosts => {
+                    let example = provider.def.hosts.first().map(|h| h.replace('*', "my-tenant")).unwrap_or_default();
+                    waiting.push(Waiting {
+                        provider: provider.id().to_owned(),
+                        missing: Vec::new(),
+                        reason: Some(format!(
+                            "{} serves one tenant per host ({}); nothing was provisioned, so the key is \
+                             injected nowhere yet: pass --host {example} (repeatable)",
+                            provider.id(),
+                            provider.def.hosts.join(", ")
+                        )),
+                    });
+                    continue;
+                }
+                ([], None) => provider.def.hosts.clone(),
+                (named, _) => narrow_hosts(provider, named)?,
+            };
+            let action = match &existing {
                 Some(existing) if existing.origin == Origin::Manual => {
                     return Err(Error::Conflict(format!(
                         "cannot provision {}: a manual credential named {id} exists; delete it or rename it",
                         provider.id()
                     )));
                 }
-                Some(existing) if existing.secrets == fields => continue,
+                Some(existing) if existing.secrets == fields && existing.hosts == cred_hosts => continue,
                 Some(_) => "updated",
                 None => "created",
             };
+            let wildcards: Vec<&String> = cred_hosts.iter().filter(|h| h.starts_with("*.")).collect();
+            if !wildcards.is_empty() {
+                warnings.push(format!(
+                    "{id} injects into every host matching {} (any tenant's bucket or store, not only yours); \
+                     narrow it with --host",
+                    wildcards.iter().map(|h| h.as_str()).collect::<Vec<_>>().join(", ")
+                ));
+            }
             let cred = CredentialRow {
                 id: id.clone(),
                 provider: provider.id().to_owned(),
                 auth: provider.def.auth.clone(),
-                hosts: provider.def.hosts.clone(),
+                hosts: cred_hosts,
                 secrets: fields,
                 scope: row.scope.clone(),
                 origin: Origin::Registry,
@@ -112,7 +153,7 @@ impl Vault {
                 action,
             });
         }
-        Ok((provisioned, waiting))
+        Ok((provisioned, waiting, warnings))
     }
 
     /// Creates a credential by hand (custom providers, per-tenant hosts, extra accounts, scoped overrides).
@@ -290,23 +331,25 @@ fn registry_auth_and_hosts(
         }
         _ => {}
     }
-    let hosts = if spec.hosts.is_empty() {
-        provider.def.hosts.clone()
-    } else {
-        let mut out = Vec::new();
-        for h in &spec.hosts {
-            let pattern = HostPattern::parse(h)?;
-            if !provider.allows_host(&pattern) {
-                return Err(Error::invalid(format!(
-                    "host {h} is outside provider {pid}'s registry hosts ({}); registry hosts can only be narrowed",
-                    provider.def.hosts.join(", ")
-                )));
-            }
-            out.push(pattern.to_string());
-        }
-        out
-    };
+    let hosts = if spec.hosts.is_empty() { provider.def.hosts.clone() } else { narrow_hosts(provider, &spec.hosts)? };
     Ok((auth, hosts))
+}
+
+/// Hosts inside a registry provider's own patterns (registry hosts can only be narrowed).
+fn narrow_hosts(provider: &crate::registry::Provider, hosts: &[String]) -> Result<Vec<String>> {
+    let mut out = Vec::new();
+    for h in hosts {
+        let pattern = HostPattern::parse(h)?;
+        if !provider.allows_host(&pattern) {
+            return Err(Error::invalid(format!(
+                "host {h} is outside provider {}'s registry hosts ({}); registry hosts can only be narrowed",
+                provider.id(),
+                provider.def.hosts.join(", ")
+            )));
+        }
+        out.push(pattern.to_string());
+    }
+    Ok(out)
 }
 
 fn custom_hosts(hosts: &[String]) -> Result<Vec<String>> {

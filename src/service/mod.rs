@@ -10,6 +10,7 @@ mod capabilities;
 mod credentials;
 mod keys;
 pub mod oauth;
+pub mod proxies;
 pub mod resolve;
 mod secrets;
 

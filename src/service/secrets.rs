@@ -18,6 +18,17 @@ pub struct SecretFilter {
     pub scope: Option<Scope>,
 }
 
+/// What `secrets create` (and each line of an import) asks for.
+#[derive(Clone, Copy)]
+pub(super) struct NewSecret<'a> {
+    pub name: &'a str,
+    pub value: &'a SecretBytes,
+    pub scope: &'a Scope,
+    pub aliases: &'a [String],
+    /// Narrows the provisioned registry credential (`--host`).
+    pub hosts: &'a [String],
+}
+
 impl Vault {
     /// Creates a secret; pins and provisions when a registry provider claims its name.
     pub fn secret_create(
@@ -26,19 +37,19 @@ impl Vault {
         value: SecretBytes,
         scope: Scope,
         aliases: &[String],
+        hosts: &[String],
     ) -> Result<SecretCreated> {
-        self.store.write(|tx| self.create_in_tx(tx, name, &value, &scope, aliases, false))
+        let new = NewSecret { name, value: &value, scope: &scope, aliases, hosts };
+        self.store.write(|tx| self.create_in_tx(tx, &new, false))
     }
 
     pub(super) fn create_in_tx(
         &self,
         tx: &mut WriteTx,
-        name: &str,
-        value: &SecretBytes,
-        scope: &Scope,
-        aliases: &[String],
+        new: &NewSecret<'_>,
         rotate_existing: bool,
     ) -> Result<SecretCreated> {
+        let NewSecret { name, value, scope, aliases, hosts } = *new;
         check_name("secret name", name)?;
         if value.is_empty() {
             return Err(Error::invalid(format!("the value for {name} is empty")));
@@ -48,8 +59,9 @@ impl Vault {
             let row = secret_by_id_w(tx, &existing)?;
             if rotate_existing && row.name == name {
                 let row = self.rotate_in_tx(tx, row, value)?;
-                let (provisioned, waiting) = self.provision(tx, &row)?;
-                return Ok(SecretCreated { secret: info(tx, &row)?, action: "rotated", provisioned, waiting });
+                let (provisioned, waiting, warnings) = self.provision(tx, &row, hosts)?;
+                let secret = info(tx, &row)?;
+                return Ok(SecretCreated { secret, action: "rotated", provisioned, waiting, warnings });
             }
             return Err(Error::Conflict(format!(
                 "a secret or alias named {name} already exists in scope {scope} ({}); rotate it with \
@@ -90,8 +102,8 @@ impl Vault {
             event.detail = Some(format!("{name} in {scope}, pinned to {p}"));
         }
         record(tx, event)?;
-        let (provisioned, waiting) = self.provision(tx, &row)?;
-        Ok(SecretCreated { secret: info(tx, &row)?, action: "created", provisioned, waiting })
+        let (provisioned, waiting, warnings) = self.provision(tx, &row, hosts)?;
+        Ok(SecretCreated { secret: info(tx, &row)?, action: "created", provisioned, waiting, warnings })
     }
 
     /// Secret metadata, never values.
@@ -300,7 +312,11 @@ impl Vault {
         let done = self.store.write(|tx| {
             let mut out = Vec::new();
             for (name, value) in &entries {
-                out.push(self.create_in_tx(tx, name, value, &scope, &[], true)?);
+                out.push(self.create_in_tx(
+                    tx,
+                    &NewSecret { name, value, scope: &scope, aliases: &[], hosts: &[] },
+                    true,
+                )?);
             }
             Ok::<_, Error>(out)
         })?;

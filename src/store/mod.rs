@@ -210,8 +210,21 @@ mod quiet_panics {
 
 /// An open store. Drop it promptly: holding it blocks other aivault processes.
 pub struct Store {
-    db: Database,
+    /// `None` only while dropping.
+    db: Option<Database>,
     path: PathBuf,
+}
+
+impl Drop for Store {
+    /// redb commits its allocator state when a database is dropped, which can fail (and panic)
+    /// on a damaged file: that too runs under the guard.
+    fn drop(&mut self) {
+        let db = self.db.take();
+        let _ = guarded(&self.path, move || {
+            drop(db);
+            Ok(())
+        });
+    }
 }
 
 /// The sidecar file holding the management generation, rewritten after every commit that changed
@@ -245,13 +258,13 @@ impl Store {
                 Err(e) => return Err(e),
             }
         };
-        let store = Store { db, path: path.to_owned() };
+        let store = Store { db: Some(db), path: path.to_owned() };
         guarded(path, || store.migrate(path))?;
         Ok(store)
     }
 
     fn migrate(&self, path: &Path) -> Result<(), StoreError> {
-        let tx = self.db.begin_write()?;
+        let tx = self.db()?.begin_write()?;
         let version = {
             let meta = tx.open_table(META)?;
             let v = meta.get("schema_version")?.map(|g| g.value().to_vec());
@@ -287,10 +300,14 @@ impl Store {
         Ok(())
     }
 
+    fn db(&self) -> Result<&Database, StoreError> {
+        self.db.as_ref().ok_or_else(|| StoreError::Io("the store is closed".into()))
+    }
+
     /// Runs `f` in one read transaction.
     pub fn read<T>(&self, f: impl FnOnce(&ReadTx) -> Result<T, StoreError>) -> Result<T, StoreError> {
         guarded(&self.path, || {
-            let tx = ReadTx { tx: self.db.begin_read()? };
+            let tx = ReadTx { tx: self.db()?.begin_read()? };
             f(&tx)
         })
     }
@@ -299,7 +316,7 @@ impl Store {
     pub fn write<T, E: From<StoreError>>(&self, f: impl FnOnce(&mut WriteTx) -> Result<T, E>) -> Result<T, E> {
         // The closure's own error travels out of the guard untouched; only engine failures map.
         let outcome = guarded(&self.path, || {
-            let mut tx = WriteTx { tx: self.db.begin_write()?, bumped: None };
+            let mut tx = WriteTx { tx: self.db()?.begin_write()?, bumped: None };
             match f(&mut tx) {
                 Ok(v) => {
                     tx.tx.commit()?;
@@ -355,7 +372,7 @@ fn create_new(path: &Path) -> Result<(), StoreError> {
         .map_err(|e| file_error(path, "cannot create", &e))?;
     let built = guarded(&tmp, || {
         let db = Database::create(&tmp).map_err(|e| open_error(&tmp, e))?;
-        let store = Store { db, path: tmp.clone() };
+        let store = Store { db: Some(db), path: tmp.clone() };
         store.migrate(&tmp)
     });
     let linked = built.and_then(|()| match std::fs::hard_link(&tmp, path) {

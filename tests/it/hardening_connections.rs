@@ -178,3 +178,25 @@ print("ws closed after", closed_within(ws, 5), flush=True)
         assert!(secs < 2.0, "{what} stayed open after revocation: {stdout}");
     }
 }
+
+/// `agent revoke` returns only once every running proxy refuses the token: the very next
+/// request fails, every time.
+#[test]
+fn the_request_right_after_revoke_is_refused() {
+    let (v, up, _) = setup();
+    let args = proxy_args(&up, &["api.example.com"]);
+    let p = v.proxy(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    let ca = v.ca_path();
+    for i in 0..5 {
+        let name = format!("short-lived-{i}");
+        let token = v.agent(&name, &[]);
+        crate::support::eventually("the proxy to know the new agent", || {
+            curl(&p.url(&token), &ca, &["-f", "https://api.example.com/v1/users"]).0 == 0
+        });
+        let out = v.run(&["agent", "revoke", &name]);
+        assert!(out.status.success() && out.stderr.is_empty(), "{}", String::from_utf8_lossy(&out.stderr));
+        let (code, _, err) = curl(&p.url(&token), &ca, &["https://api.example.com/v1/users"]);
+        assert_ne!(code, 0, "round {i}: the request right after revoke passed");
+        assert!(err.contains("407"), "round {i}: {err}");
+    }
+}

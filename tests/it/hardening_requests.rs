@@ -137,3 +137,89 @@ fn routing_overrides_are_stripped_and_methods_are_canonical() {
     assert_eq!(seen.header("x-trace"), Some("kept"));
     assert_eq!(seen.headers_named("authorization"), vec![format!("Bearer {SENTINEL}")]);
 }
+
+/// A per-tenant provider (Shopify) never provisions a credential for every tenant: nothing until
+/// the store is named, then only that store.
+#[test]
+fn per_tenant_providers_inject_only_into_the_named_tenant() {
+    let up = crate::support::upstream::FakeUpstream::start();
+    let v = crate::support::TestVault::new();
+    let out = v.ok(&["secrets", "create", "--name", "SHOPIFY_ACCESS_TOKEN", "--value", SENTINEL]);
+    assert!(out.contains("No credential provisioned") && out.contains("--host"), "{out}");
+    assert!(v.json(&["credential", "list"]).as_array().unwrap().is_empty());
+    let id = v.json(&["secrets", "list"])[0]["id"].as_str().unwrap().to_owned();
+    v.ok(&["secrets", "delete", "--id", &id]);
+    let created = v.json(&[
+        "secrets",
+        "create",
+        "--name",
+        "SHOPIFY_ACCESS_TOKEN",
+        "--value",
+        SENTINEL,
+        "--host",
+        "my-store.myshopify.com",
+    ]);
+    assert_eq!(created["provisioned"][0]["credential"], "shopify", "{created}");
+    let creds = v.json(&["credential", "list"]);
+    assert_eq!(creds[0]["hosts"], serde_json::json!(["my-store.myshopify.com"]), "{creds}");
+
+    let token = v.agent("shop-agent", &[]);
+    let args = proxy_args(&up, &["my-store.myshopify.com", "other-store.myshopify.com"]);
+    let p = v.proxy(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    let ca = v.ca_path();
+    let (code, out, err) = curl(&p.url(&token), &ca, &["-sS", "https://my-store.myshopify.com/admin/api/shop.json"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("\"ok\":true"), "{out}");
+    assert_eq!(up.last().header("x-shopify-access-token"), Some(SENTINEL));
+    let before = up.requests().len();
+    let (_, out, _) = curl(&p.url(&token), &ca, &["-i", "https://other-store.myshopify.com/admin/api/shop.json"]);
+    assert!(out.contains("x-aivault-error: no_credential"), "another tenant gets nothing: {out}");
+    assert_eq!(up.requests().len(), before, "nothing reached the other tenant");
+
+    // --host narrows only registry secrets.
+    let (code, err) = v.fails(&["secrets", "create", "--name", "MY_KEY", "--value", "x", "--host", "a.example.com"]);
+    assert_eq!(code, 2, "{err}");
+    let (code, err) = v.fails(&[
+        "secrets",
+        "create",
+        "--name",
+        "SHOPIFY_ACCESS_TOKEN",
+        "--value",
+        "y",
+        "--scope",
+        "workspace",
+        "--workspace-id",
+        "w",
+        "--host",
+        "evil.example.net",
+    ]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("outside provider shopify"), "{err}");
+}
+
+/// A registry credential that injects into a wildcard of tenants says so when it is provisioned.
+#[test]
+fn wildcard_provisioning_warns_loudly() {
+    let v = crate::support::TestVault::new();
+    v.ok(&["secrets", "create", "--name", "AWS_ACCESS_KEY_ID", "--value", "AKIAEXAMPLEEXAMPLE"]);
+    let out = v.run(&["secrets", "create", "--name", "AWS_SECRET_ACCESS_KEY", "--value", "secret-example-123"]);
+    assert!(out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("warning:") && stderr.contains("*.s3.amazonaws.com") && stderr.contains("--host"),
+        "{stderr}"
+    );
+    let json = v.json(&[
+        "secrets",
+        "create",
+        "--name",
+        "AWS_SECRET_ACCESS_KEY",
+        "--value",
+        "s2-example-123",
+        "--scope",
+        "workspace",
+        "--workspace-id",
+        "w2",
+    ]);
+    assert!(json["waiting"].as_array().is_some_and(|w| !w.is_empty()), "{json}");
+}

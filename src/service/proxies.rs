@@ -1,0 +1,107 @@
+//! Running proxies announce themselves, so a management command can wait until every proxy has
+//! loaded its change (`agent revoke` returns only when the revoked token is refused everywhere).
+//!
+//! Each proxy keeps `<home>/proxies/<pid>-<port>.json` (0600, in a 0700 directory) holding the
+//! management generation of the snapshot it serves, rewritten after every swap and removed on
+//! shutdown. A file whose process is gone is ignored (and cleaned up).
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+/// What a running proxy says about itself.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Announcement {
+    pub pid: u32,
+    pub listen: String,
+    pub generation: u64,
+}
+
+fn dir(home: &Path) -> PathBuf {
+    home.join("proxies")
+}
+
+fn file(home: &Path, a: &Announcement) -> PathBuf {
+    let port = a.listen.rsplit(':').next().unwrap_or("0");
+    dir(home).join(format!("{}-{port}.json", a.pid))
+}
+
+/// Writes (or rewrites) this proxy's announcement.
+pub fn announce(home: &Path, a: &Announcement) -> Result<()> {
+    use std::os::unix::fs::DirBuilderExt as _;
+    let d = dir(home);
+    if !d.exists() {
+        std::fs::DirBuilder::new()
+            .mode(0o700)
+            .create(&d)
+            .or_else(|e| if e.kind() == std::io::ErrorKind::AlreadyExists { Ok(()) } else { Err(e) })?;
+    }
+    let text = serde_json::to_vec(a).map_err(|e| Error::Io(e.to_string()))?;
+    super::keys::write_private(&file(home, a), &text, false)
+}
+
+/// Removes this proxy's announcement (on shutdown).
+pub fn withdraw(home: &Path, a: &Announcement) {
+    let _ = std::fs::remove_file(file(home, a));
+}
+
+fn alive(pid: u32) -> bool {
+    let Ok(pid) = i32::try_from(pid) else { return false };
+    // Signal 0 checks existence; EPERM means it exists under another user.
+    !matches!(nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None), Err(nix::errno::Errno::ESRCH))
+}
+
+/// The announcements of proxies that are still running (stale files are removed).
+pub fn running(home: &Path) -> Vec<Announcement> {
+    let Ok(entries) = std::fs::read_dir(dir(home)) else { return Vec::new() };
+    let mut out = Vec::new();
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let Ok(bytes) = std::fs::read(&path) else { continue };
+        match serde_json::from_slice::<Announcement>(&bytes) {
+            Ok(a) if alive(a.pid) => out.push(a),
+            Ok(_) => {
+                let _ = std::fs::remove_file(&path);
+            }
+            // Being rewritten right now: the next read sees it whole.
+            Err(_) => {}
+        }
+    }
+    out
+}
+
+/// Waits until every running proxy serves `generation` or later; returns the listen addresses
+/// of those that did not within `timeout`.
+pub fn wait_for(home: &Path, generation: u64, timeout: Duration) -> Vec<String> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let behind: Vec<String> =
+            running(home).into_iter().filter(|a| a.generation < generation).map(|a| a.listen).collect();
+        if behind.is_empty() || Instant::now() >= deadline {
+            return behind;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn announcements_of_live_proxies_are_waited_for_and_stale_ones_dropped() {
+        let home = tempfile::tempdir().unwrap();
+        let me = Announcement { pid: std::process::id(), listen: "127.0.0.1:1".into(), generation: 3 };
+        announce(home.path(), &me).unwrap();
+        let dead = Announcement { pid: u32::MAX / 2, listen: "127.0.0.1:2".into(), generation: 0 };
+        announce(home.path(), &dead).unwrap();
+        assert_eq!(running(home.path()), vec![me.clone()]);
+        assert!(wait_for(home.path(), 3, Duration::from_millis(10)).is_empty());
+        assert_eq!(wait_for(home.path(), 4, Duration::from_millis(50)), vec!["127.0.0.1:1".to_owned()]);
+        withdraw(home.path(), &me);
+        assert!(running(home.path()).is_empty());
+    }
+}
