@@ -275,14 +275,15 @@ async fn serve_client(
 async fn watch_vault(state: Arc<ProxyState>, mut me: crate::service::proxies::Announcement) {
     let path = state.config.store_path();
     let mut tick = tokio::time::interval(Duration::from_millis(100));
-    // A damaged or unreadable store is logged once (and its recovery), not every tick.
+    // A damaged or unreadable store is logged once (and its recovery), not every tick:
+    // `report(Some(error))` on a failure, `report(None)` on success.
     let mut failing: Option<String> = None;
-    let mut report = |result: std::result::Result<(), String>| match (result, failing.as_ref()) {
-        (Err(e), last) if last != Some(&e) => {
+    let mut report = |result: Option<String>| match (result, failing.as_ref()) {
+        (Some(e), last) if last != Some(&e) => {
             tracing::error!(error = %e, "cannot reload the vault; serving from the last good snapshot");
             failing = Some(e);
         }
-        (Ok(()), Some(_)) => {
+        (None, Some(_)) => {
             tracing::info!("the vault is readable again");
             failing = None;
         }
@@ -300,7 +301,7 @@ async fn watch_vault(state: Arc<ProxyState>, mut me: crate::service::proxies::An
         let generation = match tokio::task::spawn_blocking(move || crate::service::read_generation(&p, wait)).await {
             Ok(Ok(g)) => g,
             Ok(Err(e)) => {
-                report(Err(e.to_string()));
+                report(Some(e.to_string()));
                 continue;
             }
             Err(_) => continue,
@@ -313,7 +314,7 @@ async fn watch_vault(state: Arc<ProxyState>, mut me: crate::service::proxies::An
         let (p, wait) = (path.clone(), state.config.lock_wait);
         match tokio::task::spawn_blocking(move || crate::service::load_snapshot(&p, wait)).await {
             Ok(Ok(snapshot)) => {
-                report(Ok(()));
+                report(None);
                 let ca_changed = snapshot.ca_name().is_some_and(|n| Some(n) != current_ca_name(&state).as_deref());
                 state.shared.snapshot.store(snapshot);
                 if ca_changed {
@@ -324,7 +325,7 @@ async fn watch_vault(state: Arc<ProxyState>, mut me: crate::service::proxies::An
                 let _ = crate::service::proxies::announce(&state.config.home, &me);
                 tracing::info!(generation, "vault changed; snapshot reloaded");
             }
-            Ok(Err(e)) => report(Err(e.to_string())),
+            Ok(Err(e)) => report(Some(e.to_string())),
             Err(_) => {}
         }
     }

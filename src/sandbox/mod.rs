@@ -105,6 +105,12 @@ pub fn command(plan: &Plan, program: &str, args: &[String], env: &[(String, Stri
     cmd
 }
 
+/// Whether a process with this pid exists (signal 0; `EPERM` means it exists under another user).
+pub fn process_exists(pid: u32) -> bool {
+    let Ok(pid) = i32::try_from(pid) else { return false };
+    !matches!(nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None), Err(nix::errno::Errno::ESRCH))
+}
+
 /// Makes this process's memory, environment and `/proc` entries unreadable to other processes of
 /// the same user (an agent that runs without namespace isolation cannot read the master key out
 /// of a running proxy). Also disables core dumps, which would hold plaintext.

@@ -33,6 +33,25 @@ pub const OUTER: &str = "__sandbox-outer";
 /// argv[1] of the second helper stage (PID 1 of the child's namespace).
 const INIT: &str = "__sandbox-init";
 
+/// Why the child's view could not be built. Shown once on stderr; holds paths, never values.
+#[derive(Debug, thiserror::Error)]
+enum SandboxError {
+    #[error("cannot {what}: {}", .errno.desc())]
+    Sys { what: String, errno: Errno },
+    #[error("cannot {what}: {source}")]
+    Io { what: String, source: std::io::Error },
+}
+
+fn sys(what: impl Into<String>) -> impl FnOnce(Errno) -> SandboxError {
+    let what = what.into();
+    move |errno| SandboxError::Sys { what, errno }
+}
+
+fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> SandboxError {
+    let what = what.into();
+    move |source| SandboxError::Io { what, source }
+}
+
 /// Exit status when the child could not be started (as `env` and shells use).
 const CANNOT_START: i32 = 127;
 /// Exit status when isolation was required and is not possible.
@@ -89,7 +108,7 @@ fn outer_stage(plan: &Plan, program: &OsString, args: &[OsString]) -> i32 {
 fn init_stage(plan: &Plan, program: &OsString, args: &[OsString]) -> i32 {
     prepare_stage();
     if let Err(e) = build_view(plan) {
-        return unisolated(plan, program, args, &e);
+        return unisolated(plan, program, args, &e.to_string());
     }
     if let Err(e) = unshare(CloneFlags::CLONE_NEWUSER | CloneFlags::CLONE_NEWNS) {
         return unisolated(plan, program, args, &format!("cannot lock the mounts: {}", e.desc()));
@@ -121,45 +140,42 @@ fn reap_until(child: u32) -> i32 {
 }
 
 /// The child's view of the filesystem: private mounts, its own `/proc`, hidden directories.
-fn build_view(plan: &Plan) -> Result<(), String> {
+fn build_view(plan: &Plan) -> Result<(), SandboxError> {
     let none: Option<&str> = None;
-    mount(none, "/", none, MsFlags::MS_REC | MsFlags::MS_PRIVATE, none)
-        .map_err(|e| format!("cannot make mounts private: {}", e.desc()))?;
+    mount(none, "/", none, MsFlags::MS_REC | MsFlags::MS_PRIVATE, none).map_err(sys("make mounts private"))?;
     let quiet = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
-    mount(Some("proc"), "/proc", Some("proc"), quiet, none)
-        .map_err(|e| format!("cannot mount a private /proc: {}", e.desc()))?;
+    mount(Some("proc"), "/proc", Some("proc"), quiet, none).map_err(sys("mount a private /proc"))?;
     for dir in &plan.hide {
         hide_dir(dir, &plan.keep, quiet)?;
     }
     let cwd = plan.cwd.as_deref().filter(|c| nix::unistd::chdir(*c).is_ok());
     if cwd.is_none() {
-        nix::unistd::chdir("/").map_err(|e| format!("cannot change directory: {}", e.desc()))?;
+        nix::unistd::chdir("/").map_err(sys("change directory"))?;
     }
     Ok(())
 }
 
 /// Replaces `dir` by a read-only tmpfs that holds only the files named in `keep`.
-fn hide_dir(dir: &Path, keep: &[String], quiet: MsFlags) -> Result<(), String> {
+fn hide_dir(dir: &Path, keep: &[String], quiet: MsFlags) -> Result<(), SandboxError> {
     let kept: Vec<(&String, Vec<u8>)> =
         keep.iter().filter_map(|n| Some((n, std::fs::read(dir.join(n)).ok()?))).collect();
     let what = dir.display();
-    mount(Some("tmpfs"), dir, Some("tmpfs"), quiet, Some("mode=0755,size=16m"))
-        .map_err(|e| format!("cannot hide {what}: {}", e.desc()))?;
+    mount(Some("tmpfs"), dir, Some("tmpfs"), quiet, Some("mode=0755,size=16m")).map_err(sys(format!("hide {what}")))?;
     for (name, bytes) in kept {
-        std::fs::write(dir.join(name), bytes).map_err(|e| format!("cannot populate {what}: {e}"))?;
+        std::fs::write(dir.join(name), bytes).map_err(io(format!("populate {what}")))?;
     }
     let none: Option<&str> = None;
     mount(none, dir, none, MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | quiet, none)
-        .map_err(|e| format!("cannot make {what} read-only: {}", e.desc()))
+        .map_err(sys(format!("make {what} read-only")))
 }
 
 /// Maps one uid and gid into the user namespace just entered.
-fn map_ids(inside_uid: u32, outside_uid: u32, inside_gid: u32, outside_gid: u32) -> Result<(), String> {
+fn map_ids(inside_uid: u32, outside_uid: u32, inside_gid: u32, outside_gid: u32) -> Result<(), SandboxError> {
     let write = |file: &str, text: String| {
-        std::fs::write(format!("/proc/self/{file}"), text).map_err(|e| format!("cannot write {file}: {e}"))
+        std::fs::write(format!("/proc/self/{file}"), text).map_err(io(format!("write {file}")))
     };
     match std::fs::write("/proc/self/setgroups", "deny") {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(format!("cannot write setgroups: {e}")),
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(io("write setgroups")(e)),
         _ => {}
     }
     write("uid_map", format!("{inside_uid} {outside_uid} 1\n"))?;

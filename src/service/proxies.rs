@@ -48,12 +48,6 @@ pub fn withdraw(home: &Path, a: &Announcement) {
     let _ = std::fs::remove_file(file(home, a));
 }
 
-fn alive(pid: u32) -> bool {
-    let Ok(pid) = i32::try_from(pid) else { return false };
-    // Signal 0 checks existence; EPERM means it exists under another user.
-    !matches!(nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None), Err(nix::errno::Errno::ESRCH))
-}
-
 /// The announcements of proxies that are still running (stale files are removed).
 pub fn running(home: &Path) -> Vec<Announcement> {
     let Ok(entries) = std::fs::read_dir(dir(home)) else { return Vec::new() };
@@ -62,7 +56,7 @@ pub fn running(home: &Path) -> Vec<Announcement> {
         let path = entry.path();
         let Ok(bytes) = std::fs::read(&path) else { continue };
         match serde_json::from_slice::<Announcement>(&bytes) {
-            Ok(a) if alive(a.pid) => out.push(a),
+            Ok(a) if crate::sandbox::process_exists(a.pid) => out.push(a),
             Ok(_) => {
                 let _ = std::fs::remove_file(&path);
             }

@@ -25,3 +25,4 @@ mod proxy_strategies;
 mod readme;
 mod registry_schema;
 mod run_sandbox;
+mod tidy;
