@@ -91,9 +91,9 @@ fn bench_scope(c: &mut Criterion) {
         Scope::Group { workspace_id: "w".into(), group_id: "g".into() },
     );
     let creds = [
-        CredentialCandidate { id: "a", scope: &global, secret_ids: vec!["s1"] },
-        CredentialCandidate { id: "b", scope: &ws, secret_ids: vec!["s2"] },
-        CredentialCandidate { id: "c", scope: &group, secret_ids: vec!["s3"] },
+        CredentialCandidate { id: "a", scope: &global, secret_ids: vec!["s1"], exact_host: true, manual: false },
+        CredentialCandidate { id: "b", scope: &ws, secret_ids: vec!["s2"], exact_host: true, manual: false },
+        CredentialCandidate { id: "c", scope: &group, secret_ids: vec!["s3"], exact_host: true, manual: false },
     ];
     let ctx = Context::new(Some("w"), Some("g")).unwrap_or_default();
     c.bench_function("scope_resolve_3_levels", |b| b.iter(|| resolve(black_box(&ctx), &[], &creds, &|_| false)));

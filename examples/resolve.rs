@@ -9,9 +9,27 @@ fn main() {
     let staging = Scope::Workspace { workspace_id: "staging".into() };
     let team = Scope::Group { workspace_id: "staging".into(), group_id: "team-a".into() };
     let creds = [
-        CredentialCandidate { id: "openai", scope: &global, secret_ids: vec!["sec_global"] },
-        CredentialCandidate { id: "openai@staging", scope: &staging, secret_ids: vec!["sec_ws"] },
-        CredentialCandidate { id: "openai@staging/team-a", scope: &team, secret_ids: vec!["sec_group"] },
+        CredentialCandidate {
+            id: "openai",
+            scope: &global,
+            secret_ids: vec!["sec_global"],
+            exact_host: true,
+            manual: false,
+        },
+        CredentialCandidate {
+            id: "openai@staging",
+            scope: &staging,
+            secret_ids: vec!["sec_ws"],
+            exact_host: true,
+            manual: false,
+        },
+        CredentialCandidate {
+            id: "openai@staging/team-a",
+            scope: &team,
+            secret_ids: vec!["sec_group"],
+            exact_host: true,
+            manual: false,
+        },
     ];
     let callers = [
         Context::global(),

@@ -46,6 +46,9 @@ pub enum Error {
     Rule(#[from] RuleError),
     #[error(transparent)]
     Host(#[from] HostError),
+    /// No credential (or two equal ones) for the caller's context.
+    #[error(transparent)]
+    Resolve(#[from] ResolveError),
     #[error("{0}")]
     Invalid(String),
     #[error("{what} '{id}' not found{hint}")]
@@ -85,7 +88,7 @@ impl Error {
             Error::Auth(_) => ErrorKind::Denied,
             Error::NotFound { .. } => ErrorKind::NotFound,
             Error::Conflict(_) => ErrorKind::Conflict,
-            Error::Denied { .. } => ErrorKind::Denied,
+            Error::Denied { .. } | Error::Resolve(_) => ErrorKind::Denied,
             Error::Crypto(_) | Error::WrongMasterKey { .. } => ErrorKind::Crypto,
             Error::Store(e) if e.is_damage() => ErrorKind::Damaged,
             Error::Store(_) | Error::Io(_) => ErrorKind::Store,
@@ -113,6 +116,7 @@ impl Error {
     pub fn refusal(&self) -> Refusal {
         let code = match self {
             Error::Denied { code, .. } | Error::Upstream { code, .. } => *code,
+            Error::Resolve(_) => ErrorCode::NoCredential,
             Error::Crypto(_) | Error::Auth(_) => ErrorCode::CredentialUnavailable,
             _ => ErrorCode::InternalError,
         };
@@ -125,16 +129,6 @@ impl Error {
         match r.code.class() {
             CodeClass::Upstream => Error::Upstream { code: r.code, message },
             _ => Error::Denied { code: r.code, message },
-        }
-    }
-}
-
-impl From<ResolveError> for Error {
-    fn from(e: ResolveError) -> Self {
-        match e {
-            ResolveError::NoCredential(_) | ResolveError::Ambiguous { .. } => {
-                Error::Denied { code: ErrorCode::NoCredential, message: e.to_string() }
-            }
         }
     }
 }

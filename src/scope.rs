@@ -215,6 +215,18 @@ pub struct CredentialCandidate<'a> {
     /// Ids of the secrets the credential reads; any of them attached to the context's group
     /// lifts the credential to group level.
     pub secret_ids: Vec<&'a str>,
+    /// One of its hosts names the request's host exactly (not through a wildcard).
+    pub exact_host: bool,
+    /// Created by hand (`credential create`), not provisioned from the registry.
+    pub manual: bool,
+}
+
+impl CredentialCandidate<'_> {
+    /// Within one level: an exact host beats a wildcard, then a manual credential beats an
+    /// auto-provisioned one.
+    fn rank(&self) -> u8 {
+        u8::from(self.exact_host) * 2 + u8::from(self.manual)
+    }
 }
 
 /// What resolution picked.
@@ -266,6 +278,8 @@ pub fn resolve<'a>(
                 own == Some(level) || lifted
             })
             .collect();
+        let best = creds.iter().map(|c| c.rank()).max().unwrap_or(0);
+        let creds: Vec<&CredentialCandidate<'a>> = creds.into_iter().filter(|c| c.rank() == best).collect();
         match creds.as_slice() {
             [one] => return Ok(Resolved::Credential { id: one.id, level }),
             [a, b, ..] => {
@@ -348,6 +362,31 @@ mod tests {
 
     fn ctx(w: Option<&str>, g: Option<&str>) -> Context {
         Context::new(w, g).unwrap()
+    }
+
+    /// Within a level: an exact host beats a wildcard, then manual beats auto-provisioned; a tie
+    /// on both is ambiguous.
+    #[test]
+    fn within_a_level_exact_then_manual_wins() {
+        let global = Scope::Global;
+        let c = |id: &'static str, exact_host: bool, manual: bool| CredentialCandidate {
+            id,
+            scope: &global,
+            secret_ids: vec![],
+            exact_host,
+            manual,
+        };
+        let never = |_: &str| false;
+        let pick = |cands: Vec<CredentialCandidate<'_>>| match resolve(&ctx(None, None), &[], &cands, &never) {
+            Ok(Resolved::Credential { id, .. }) => id.to_owned(),
+            Ok(other) => format!("{other:?}"),
+            Err(ResolveError::Ambiguous { .. }) => "ambiguous".to_owned(),
+            Err(e) => e.to_string(),
+        };
+        assert_eq!(pick(vec![c("shopify", false, false), c("my-shopify", true, true)]), "my-shopify");
+        assert_eq!(pick(vec![c("wild-manual", false, true), c("exact-registry", true, false)]), "exact-registry");
+        assert_eq!(pick(vec![c("reg", true, false), c("manual", true, true)]), "manual");
+        assert_eq!(pick(vec![c("a", true, true), c("b", true, true)]), "ambiguous");
     }
 
     #[test]
@@ -468,7 +507,13 @@ mod tests {
             let creds: Vec<CredentialCandidate<'_>> = case
                 .creds
                 .iter()
-                .map(|(id, scope, s)| CredentialCandidate { id, scope, secret_ids: vec![*s] })
+                .map(|(id, scope, s)| CredentialCandidate {
+                    id,
+                    scope,
+                    secret_ids: vec![*s],
+                    exact_host: false,
+                    manual: false,
+                })
                 .collect();
             let attached = case.attached;
             let got = resolve(&case.ctx, &bindings, &creds, &|s| attached.contains(&s));

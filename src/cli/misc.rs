@@ -140,3 +140,53 @@ pub fn completions(args: &CompletionsArgs) {
     clap_complete::generate(args.shell, &mut cmd, "aivault", &mut buf);
     render::raw(&buf);
 }
+
+/// `aivault explain`
+#[derive(Args, Debug)]
+pub struct ExplainArgs {
+    /// Decide as this agent (its workspace and group).
+    #[arg(long, conflicts_with_all = ["workspace_id", "group_id"])]
+    pub agent: Option<String>,
+    /// Decide for this workspace (without an agent).
+    #[arg(long)]
+    pub workspace_id: Option<String>,
+    /// Decide for this group of the workspace.
+    #[arg(long, requires = "workspace_id")]
+    pub group_id: Option<String>,
+    /// The request method (GET, POST, ...).
+    pub method: String,
+    /// The request URL, e.g. https://api.openai.com/v1/models.
+    pub url: String,
+}
+
+pub fn explain(cfg: &Config, out: Out, args: &ExplainArgs) -> Result<()> {
+    let ctx = crate::scope::Context::new(args.workspace_id.as_deref(), args.group_id.as_deref())?;
+    let e = Vault::open(cfg)?.explain(args.agent.as_deref(), ctx, &args.method, &args.url)?;
+    out.show(&e, false, || {
+        let who = match &e.agent {
+            Some(a) => format!("agent {a} ({})", e.context),
+            None => e.context.clone(),
+        };
+        render::line(&format!("{} {} for {who}", e.method, args.url));
+        if e.allowed {
+            render::line(&format!(
+                "  allowed: capability {}, credential {} ({} level), strategy {}{}",
+                e.capability.as_deref().unwrap_or("-"),
+                e.credential.as_deref().unwrap_or("-"),
+                e.level.as_deref().unwrap_or("-"),
+                e.strategy.as_deref().unwrap_or("-"),
+                if e.injects.is_empty() { String::new() } else { format!(" (writes {})", e.injects.join(", ")) },
+            ));
+        } else {
+            render::line(&format!("  refused: {} - {}", e.code.unwrap_or("-"), e.message.as_deref().unwrap_or("")));
+        }
+        if !e.considered.is_empty() {
+            render::line("  capabilities that allow it, most specific first:");
+            for c in &e.considered {
+                let mark = if c.chosen { "*" } else { " " };
+                render::line(&format!("  {mark} {} (prefix {}): {}", c.capability, c.prefix, c.outcome));
+            }
+        }
+    });
+    Ok(())
+}

@@ -72,6 +72,8 @@ pub enum Command {
     RotateMaster(misc::RotateMasterArgs),
     /// Show the audit log, newest first.
     Audit(misc::AuditArgs),
+    /// Show the decision the proxy would make for a request, without sending it (never a value).
+    Explain(misc::ExplainArgs),
     /// Print shell completions.
     Completions(misc::CompletionsArgs),
 }
@@ -105,6 +107,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Oauth(cmd) => oauth::run(&cfg, out, cmd),
         Command::RotateMaster(args) => misc::rotate_master(&cfg, out, &args),
         Command::Audit(args) => misc::audit(&cfg, out, &args),
+        Command::Explain(args) => misc::explain(&cfg, out, &args),
     }
 }
 

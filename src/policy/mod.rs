@@ -47,6 +47,9 @@ pub struct Rule {
     pub path_prefixes: Vec<String>,
     /// Whether the credential may be injected into plain `http://` requests (never by default).
     pub allow_http: bool,
+    /// An operator's own capability (not compiled into the registry): at equal specificity it is
+    /// tried before a registry one.
+    pub custom: bool,
 }
 
 /// Why a rule definition was rejected.
@@ -100,7 +103,14 @@ impl Rule {
             methods: ms,
             path_prefixes: path_prefixes.to_vec(),
             allow_http: false,
+            custom: false,
         })
+    }
+
+    /// Marks the rule as the operator's own capability.
+    pub fn custom(mut self) -> Rule {
+        self.custom = true;
+        self
     }
 
     /// Lets this capability serve cleartext `http://` requests (an explicit operator choice).
@@ -214,32 +224,33 @@ impl Policy {
         self.candidates(host, port).next().is_some()
     }
 
-    /// Matches one request. `path` is the raw request path without its query.
-    pub fn decide(&self, host: &str, port: u16, method: &str, path: &str) -> Decision<'_> {
+    /// Every capability that allows the request, most specific first: longest path prefix, then
+    /// an operator's capability before a registry one, then id. `path` is the raw request path
+    /// without its query. A denial when none allows it.
+    pub fn matches(&self, host: &str, port: u16, method: &str, path: &str) -> Result<Vec<(&Rule, &str)>, Denial> {
         let mut rules = self.candidates(host, port).peekable();
         if rules.peek().is_none() {
-            return Decision::Deny(Denial::HostNotAllowed { host: host.to_owned() });
+            return Err(Denial::HostNotAllowed { host: host.to_owned() });
         }
-        let normalized = match normalize_path(path) {
-            Ok(p) => p,
-            Err(reason) => return Decision::Deny(Denial::AmbiguousPath { reason }),
-        };
+        let normalized = normalize_path(path).map_err(|reason| Denial::AmbiguousPath { reason })?;
         let method = method.to_ascii_uppercase();
-        let mut best: Option<(&Rule, &str)> = None;
-        for rule in rules {
-            if let Some(prefix) = rule.allows(&method, &normalized) {
-                let better = match best {
-                    None => true,
-                    Some((b, bp)) => prefix.len() > bp.len() || (prefix.len() == bp.len() && rule.id < b.id),
-                };
-                if better {
-                    best = Some((rule, prefix));
-                }
-            }
+        let mut found: Vec<(&Rule, &str)> = rules.filter_map(|r| Some((r, r.allows(&method, &normalized)?))).collect();
+        if found.is_empty() {
+            return Err(Denial::CapabilityDenied { method, path: normalized });
         }
-        match best {
-            Some((rule, prefix)) => Decision::Allow { rule, prefix },
-            None => Decision::Deny(Denial::CapabilityDenied { method, path: normalized }),
+        found.sort_by(|(a, ap), (b, bp)| bp.len().cmp(&ap.len()).then(b.custom.cmp(&a.custom)).then(a.id.cmp(&b.id)));
+        found.dedup_by(|x, y| x.0.id == y.0.id);
+        Ok(found)
+    }
+
+    /// The most specific capability for one request (see `matches`).
+    pub fn decide(&self, host: &str, port: u16, method: &str, path: &str) -> Decision<'_> {
+        match self.matches(host, port, method, path) {
+            Ok(found) => match found.first() {
+                Some(&(rule, prefix)) => Decision::Allow { rule, prefix },
+                None => Decision::Deny(Denial::CapabilityDenied { method: method.to_owned(), path: path.to_owned() }),
+            },
+            Err(denial) => Decision::Deny(denial),
         }
     }
 }
@@ -251,6 +262,35 @@ mod tests {
     fn rule(id: &str, hosts: &[&str], methods: &[&str], prefixes: &[&str]) -> Rule {
         let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
         Rule::new(id, "p", &s(hosts), &s(methods), &s(prefixes)).unwrap()
+    }
+
+    /// Every allowing capability, most specific first: longer prefix, then custom, then id.
+    #[test]
+    fn matches_are_ordered_by_specificity() {
+        let policy = Policy::new(vec![
+            rule("aws-sts/actions", &["sts.us-east-1.amazonaws.com"], &["POST"], &["/"]),
+            rule("my-sts/all", &["sts.us-east-1.amazonaws.com"], &["POST"], &["/"]).custom(),
+            rule("a-reg/deep", &["sts.us-east-1.amazonaws.com"], &["POST"], &["/deep"]),
+            rule("z-custom/deep", &["sts.us-east-1.amazonaws.com"], &["POST"], &["/deep"]).custom(),
+            rule("b-reg/deep", &["sts.us-east-1.amazonaws.com"], &["POST"], &["/deep"]),
+        ]);
+        let ids = |path: &str| -> Vec<String> {
+            policy
+                .matches("sts.us-east-1.amazonaws.com", 443, "POST", path)
+                .unwrap()
+                .iter()
+                .map(|(r, _)| r.id.clone())
+                .collect()
+        };
+        assert_eq!(ids("/"), ["my-sts/all", "aws-sts/actions"]);
+        assert_eq!(ids("/deep/x"), ["z-custom/deep", "a-reg/deep", "b-reg/deep", "my-sts/all", "aws-sts/actions"]);
+        assert!(
+            matches!(policy.decide("sts.us-east-1.amazonaws.com", 443, "POST", "/"), Decision::Allow { rule, .. } if rule.id == "my-sts/all")
+        );
+        assert_eq!(
+            policy.matches("sts.us-east-1.amazonaws.com", 443, "GET", "/").unwrap_err().code(),
+            ErrorCode::CapabilityDenied
+        );
     }
 
     #[test]

@@ -87,6 +87,10 @@ pub fn run(cfg: &Config, net: &UpstreamConfig, req: InvokeRequest) -> Result<Inv
     }
     let with_code = |e: Error| match e {
         Error::Denied { code, message } => Error::Denied { code, message: format!("{code}: {message}") },
+        Error::Resolve(e) => {
+            let code = crate::refusal::ErrorCode::NoCredential;
+            Error::Denied { code, message: format!("{code}: {e}") }
+        }
         other => other,
     };
     let (host, port) = snapshot.invoke_host(&req.capability, &req.ctx).map_err(with_code)?;

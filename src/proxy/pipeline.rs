@@ -22,7 +22,6 @@ use crate::auth::inject::{self, Target};
 use crate::auth::oauth2::OAuthError;
 use crate::auth::{AuthConfig, AuthError};
 use crate::crypto::MasterKey;
-use crate::policy::Decision;
 use crate::refusal::{ErrorCode, Refusal};
 use crate::scope::Context;
 use crate::secret::SecretString;
@@ -180,15 +179,22 @@ pub fn prepare(
     event.path = Some(raw_path.clone());
     let deny = |event: AuditEvent, refusal: Refusal| refused(&shared.audit, event, started, refusal);
 
-    // 1. Match: host, method and path against the capability allow-lists.
-    let (rule, match_path) = match &dest.capability {
-        Some(named) => match snapshot.check_capability(named, &method, &raw_path) {
-            Ok(rule) => (rule, raw_path.clone()),
-            Err(denial) => return Err(deny(event, denial.refusal())),
-        },
-        None => match snapshot.decide(&dest.host, dest.port, &method, &raw_path) {
-            (Decision::Allow { rule, .. }, path) => (rule, path.to_owned()),
-            (Decision::Deny(denial), _) => return Err(deny(event, denial.refusal())),
+    // 1 + 2a. Match, then pick: every capability that allows host, method and path, most
+    // specific first; the first whose credential resolves for the caller's context serves it.
+    let (rule, match_path, pick) = match &dest.capability {
+        Some(named) => {
+            let rule = match snapshot.check_capability(named, &method, &raw_path) {
+                Ok(rule) => rule,
+                Err(denial) => return Err(deny(event, denial.refusal())),
+            };
+            match snapshot.pick(named, &dest.host, dest.port, &caller.ctx) {
+                Ok(pick) => (rule, raw_path.clone(), pick),
+                Err(e) => return Err(deny(event, e.refusal())),
+            }
+        }
+        None => match snapshot.select(&dest.host, dest.port, &method, &raw_path, &caller.ctx, None) {
+            Ok(sel) => (sel.rule, sel.match_path.to_owned(), sel.pick),
+            Err(refusal) => return Err(deny(event, refusal)),
         },
     };
     let capability = rule.id.clone();
@@ -202,8 +208,8 @@ pub fn prepare(
         return Err(deny(event, Refusal::new(ErrorCode::CleartextNotAllowed, why)));
     }
 
-    // 2. Resolve the credential for the caller's context (group → workspace → global).
-    let resolved = match snapshot.resolve(&shared.key, &capability, &dest.host, dest.port, &caller.ctx) {
+    // 2b. Open the chosen credential's sealed secrets.
+    let resolved = match snapshot.open(&shared.key, &pick) {
         Ok(r) => r,
         Err(e) => return Err(deny(event, e.refusal())),
     };

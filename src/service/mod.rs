@@ -8,6 +8,7 @@ pub mod api;
 pub mod ca;
 mod capabilities;
 mod credentials;
+pub mod explain;
 mod keys;
 pub mod oauth;
 pub mod proxies;

@@ -11,6 +11,7 @@ use crate::auth::{AuthConfig, Material};
 use crate::crypto::{self, MasterKey};
 use crate::error::{Error, Result};
 use crate::policy::{Decision, Denial, HostPattern, Policy, Rule};
+use crate::refusal::{ErrorCode, Refusal};
 use crate::registry::Registry;
 use crate::scope::{self, BindingCandidate, Context, CredentialCandidate, Level, Resolved};
 use crate::store::{AgentRow, AttachmentRow, BindingRow, CapabilityRow, CredentialRow, SecretRow};
@@ -39,6 +40,67 @@ pub struct Snapshot {
     path_auth: HashMap<String, AuthConfig>,
     ca_name: Option<String>,
     registry: &'static Registry,
+}
+
+/// What step 2 chose, before anything is decrypted.
+#[derive(Clone, Debug)]
+pub enum Pick {
+    Credential {
+        id: String,
+        level: Level,
+    },
+    /// A capability binding: its secret, injected with the strategy of `origin`.
+    Binding {
+        capability: String,
+        provider: String,
+        secret_id: String,
+        level: Level,
+        auth: AuthConfig,
+        origin: String,
+        field: String,
+    },
+}
+
+impl Pick {
+    pub fn level(&self) -> Level {
+        match self {
+            Pick::Credential { level, .. } | Pick::Binding { level, .. } => *level,
+        }
+    }
+
+    /// The credential id (or `binding:<capability>@<origin>`), never a value.
+    pub fn credential_label(&self) -> String {
+        match self {
+            Pick::Credential { id, .. } => id.clone(),
+            Pick::Binding { capability, origin, .. } => format!("binding:{capability}@{origin}"),
+        }
+    }
+}
+
+/// The capability that serves a request and what it resolved to.
+#[derive(Clone, Debug)]
+pub struct Selection<'a> {
+    pub rule: &'a Rule,
+    /// The path the capability matched (without a path-auth placeholder segment).
+    pub match_path: &'a str,
+    pub pick: Pick,
+}
+
+#[derive(Clone)]
+struct Tried<'a> {
+    rule: &'a Rule,
+    match_path: &'a str,
+    pick: Option<Pick>,
+}
+
+/// One capability `select` considered, for `explain`.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Considered {
+    pub capability: String,
+    pub prefix: String,
+    /// The credential and level it resolved to, or why it could not serve.
+    pub outcome: String,
+    pub chosen: bool,
 }
 
 /// The credential chosen for a request, with its decrypted material.
@@ -87,7 +149,7 @@ impl Snapshot {
                 }
                 for c in tx.list::<CapabilityRow>()? {
                     if let Ok(rule) = Rule::new(&c.id, &c.provider, &c.hosts, &c.methods, &c.path_prefixes)
-                        .map(|r| r.with_http(c.allow_http))
+                        .map(|r| r.with_http(c.allow_http).custom())
                     {
                         rules.push(rule);
                         capabilities
@@ -171,6 +233,13 @@ impl Snapshot {
         port: u16,
         ctx: &Context,
     ) -> Result<ResolvedCredential> {
+        let pick = self.pick(cap_id, host, port, ctx)?;
+        self.open(key, &pick)
+    }
+
+    /// Which binding or credential serves capability `cap_id` for `host:port` in `ctx` (nothing
+    /// is decrypted: `explain` and the proxy's step 2 share this).
+    pub fn pick(&self, cap_id: &str, host: &str, port: u16, ctx: &Context) -> Result<Pick> {
         let (_, meta) = self
             .capability(cap_id)
             .ok_or_else(|| Error::not_found("capability", cap_id, "list them with `aivault capability list`"))?;
@@ -188,10 +257,12 @@ impl Snapshot {
         };
         let cand: Vec<CredentialCandidate<'_>> = candidates
             .iter()
-            .map(|(c, _)| CredentialCandidate {
+            .map(|(c, hosts)| CredentialCandidate {
                 id: &c.id,
                 scope: &c.scope,
                 secret_ids: c.secrets.values().map(String::as_str).collect(),
+                exact_host: hosts.iter().any(|h| !h.is_wildcard() && h.matches(host, port)),
+                manual: c.origin == crate::store::Origin::Manual,
             })
             .collect();
         let bind: Vec<BindingCandidate<'_>> = self
@@ -206,26 +277,7 @@ impl Snapshot {
             _ => false,
         };
         match scope::resolve(ctx, &bind, &cand, &attached)? {
-            Resolved::Credential { id, level } => {
-                let (row, _) = self.credentials.get(id).ok_or_else(|| unavailable(id))?;
-                let mut material = Material::default();
-                let mut secrets = Vec::new();
-                for (field, secret_id) in &row.secrets {
-                    let secret = self.secrets.get(secret_id).ok_or_else(|| unavailable(&row.id))?;
-                    secrets.push((secret.id.clone(), secret.version));
-                    let plain = crypto::open(key, &super::secret_aad(secret), &secret.sealed)
-                        .map_err(|_| unavailable(&row.id))?;
-                    material.add(field, &plain);
-                }
-                Ok(ResolvedCredential {
-                    credential_id: row.id.clone(),
-                    provider: row.provider.clone(),
-                    auth: row.auth.clone(),
-                    level,
-                    secrets,
-                    material,
-                })
-            }
+            Resolved::Credential { id, level } => Ok(Pick::Credential { id: id.to_owned(), level }),
             Resolved::Binding { secret_id, level } => {
                 // The binding supplies the secret; the strategy comes from the registry or from the
                 // credential that would otherwise serve this context.
@@ -244,25 +296,155 @@ impl Snapshot {
                     code: crate::refusal::ErrorCode::NoCredential,
                     message: format!("capability {cap_id} has a binding but no credential defines how to inject it"),
                 })?;
+                let field = match self.registry.provider(&meta.provider) {
+                    Some(p) if p.def.vault_secrets.len() == 1 => p.def.vault_secrets.values().next().cloned(),
+                    _ => None,
+                };
+                Ok(Pick::Binding {
+                    capability: cap_id.to_owned(),
+                    provider: meta.provider.clone(),
+                    secret_id: secret_id.to_owned(),
+                    level,
+                    auth,
+                    origin,
+                    field: field.unwrap_or_else(|| "secret".to_owned()),
+                })
+            }
+        }
+    }
+
+    /// The strategy a pick would inject with (nothing decrypted).
+    pub fn auth_of<'a>(&'a self, pick: &'a Pick) -> Option<&'a AuthConfig> {
+        match pick {
+            Pick::Credential { id, .. } => self.credentials.get(id).map(|(c, _)| &c.auth),
+            Pick::Binding { auth, .. } => Some(auth),
+        }
+    }
+
+    /// Decrypts what `pick` chose.
+    pub fn open(&self, key: &MasterKey, pick: &Pick) -> Result<ResolvedCredential> {
+        match pick {
+            Pick::Credential { id, level } => {
+                let (row, _) = self.credentials.get(id).ok_or_else(|| unavailable(id))?;
+                let mut material = Material::default();
+                let mut secrets = Vec::new();
+                for (field, secret_id) in &row.secrets {
+                    let secret = self.secrets.get(secret_id).ok_or_else(|| unavailable(&row.id))?;
+                    secrets.push((secret.id.clone(), secret.version));
+                    let plain = crypto::open(key, &super::secret_aad(secret), &secret.sealed)
+                        .map_err(|_| unavailable(&row.id))?;
+                    material.add(field, &plain);
+                }
+                Ok(ResolvedCredential {
+                    credential_id: row.id.clone(),
+                    provider: row.provider.clone(),
+                    auth: row.auth.clone(),
+                    level: *level,
+                    secrets,
+                    material,
+                })
+            }
+            Pick::Binding { capability, provider, secret_id, level, auth, origin, field } => {
                 let secret = self.secrets.get(secret_id).ok_or_else(|| unavailable(secret_id))?;
                 let plain = crypto::open(key, &super::secret_aad(secret), &secret.sealed)
                     .map_err(|_| unavailable(secret_id))?;
                 let mut material = Material::default();
-                let single_field = match self.registry.provider(&meta.provider) {
-                    Some(p) if p.def.vault_secrets.len() == 1 => p.def.vault_secrets.values().next().cloned(),
-                    _ => None,
-                };
-                material.add(single_field.as_deref().unwrap_or("secret"), &plain);
+                material.add(field, &plain);
                 Ok(ResolvedCredential {
-                    credential_id: format!("binding:{cap_id}@{origin}"),
-                    provider: meta.provider.clone(),
-                    auth,
-                    level,
+                    credential_id: format!("binding:{capability}@{origin}"),
+                    provider: provider.clone(),
+                    auth: auth.clone(),
+                    level: *level,
                     secrets: vec![(secret.id.clone(), secret.version)],
                     material,
                 })
             }
         }
+    }
+
+    /// Steps 1 and 2 as one decision: every capability that allows the request, most specific
+    /// first, and the first whose credential resolves for `ctx` serves it. `trace` (for
+    /// `explain`) receives every capability considered and what became of it.
+    pub fn select<'a>(
+        &'a self,
+        host: &str,
+        port: u16,
+        method: &str,
+        path: &'a str,
+        ctx: &Context,
+        mut trace: Option<&mut Vec<Considered>>,
+    ) -> Result<Selection<'a>, Refusal> {
+        let found = self.matching(host, port, method, path)?;
+        let mut tried = Vec::new();
+        for (rule, prefix, match_path) in found {
+            let outcome = self.pick(&rule.id, host, port, ctx);
+            if let Some(t) = trace.as_deref_mut() {
+                t.push(Considered {
+                    capability: rule.id.clone(),
+                    prefix: prefix.to_owned(),
+                    chosen: outcome.is_ok() && !t.iter().any(|c| c.chosen),
+                    outcome: match &outcome {
+                        Ok(p) => format!("{} at {} level", p.credential_label(), p.level()),
+                        Err(e) => e.to_string(),
+                    },
+                });
+            }
+            match outcome {
+                Ok(pick) if trace.is_none() => return Ok(Selection { rule, match_path, pick }),
+                Ok(pick) => {
+                    // Keep tracing the rest for `explain`; the first that resolved wins.
+                    if tried.iter().all(|t: &Tried<'a>| t.pick.is_none()) {
+                        tried.insert(0, Tried { rule, match_path, pick: Some(pick) });
+                    }
+                }
+                Err(Error::Resolve(crate::scope::ResolveError::NoCredential(_))) => {
+                    tried.push(Tried { rule, match_path, pick: None });
+                }
+                Err(e) => return Err(e.refusal()),
+            }
+        }
+        if let Some(Tried { rule, match_path, pick: Some(pick) }) = tried.first().cloned() {
+            return Ok(Selection { rule, match_path, pick });
+        }
+        let names: Vec<&str> = tried.iter().map(|t| t.rule.id.as_str()).collect();
+        Err(Refusal::new(
+            ErrorCode::NoCredential,
+            format!(
+                "no credential for {} in {ctx} (searched group, workspace and global scope for {}); \
+                 store the provider's secret with `aivault secrets create` in a scope this agent reads",
+                names.join(", "),
+                if names.len() == 1 { "it" } else { "each" }
+            ),
+        ))
+    }
+
+    /// The capabilities that allow a request, most specific first, with the path each matched
+    /// (path-auth providers match without the agent's placeholder segment).
+    fn matching<'a>(
+        &'a self,
+        host: &str,
+        port: u16,
+        method: &str,
+        path: &'a str,
+    ) -> Result<Vec<(&'a Rule, &'a str, &'a str)>, Refusal> {
+        let mut found: Vec<(&Rule, &str, &str)> = match self.policy.matches(host, port, method, path) {
+            Ok(m) => m.into_iter().map(|(r, p)| (r, p, path)).collect(),
+            Err(Denial::CapabilityDenied { .. }) if !self.path_auth.is_empty() => Vec::new(),
+            Err(d) => return Err(d.refusal()),
+        };
+        for (provider, auth) in &self.path_auth {
+            let Some(stripped) = crate::auth::inject::strip_path_placeholder(auth, path) else { continue };
+            if let Ok(m) = self.policy.matches(host, port, method, stripped) {
+                found.extend(m.into_iter().filter(|(r, _)| &r.provider == provider).map(|(r, p)| (r, p, stripped)));
+            }
+        }
+        if found.is_empty() {
+            return Err(self.policy.matches(host, port, method, path).err().map_or_else(
+                || Refusal::new(ErrorCode::CapabilityDenied, format!("no capability allows {method} {path}")),
+                |d| d.refusal(),
+            ));
+        }
+        Ok(found)
     }
 
     /// Matches a request against every capability (the proxy's step 1). Returns the decision

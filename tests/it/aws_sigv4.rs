@@ -14,6 +14,7 @@ const HOSTS: &[&str] = &[
     "sts.amazonaws.com",
     "sts.us-east-1.amazonaws.com",
     "bedrock-runtime.us-east-1.amazonaws.com",
+    "aivault-test.s3.us-east-1.amazonaws.com",
 ];
 
 struct Verifier {
@@ -38,7 +39,11 @@ fn start_verifier(dir: &std::path::Path, token: Option<&str>) -> Verifier {
     let ca = ca_params.self_signed(&ca_key).unwrap();
     let issuer = rcgen::Issuer::new(ca_params, ca_key);
     let key = rcgen::KeyPair::generate().unwrap();
-    let names: Vec<String> = HOSTS.iter().map(|h| h.to_string()).chain(["*.s3.amazonaws.com".to_string()]).collect();
+    let names: Vec<String> = HOSTS
+        .iter()
+        .map(|h| h.to_string())
+        .chain(["*.s3.amazonaws.com".to_string(), "*.s3.us-east-1.amazonaws.com".to_string()])
+        .collect();
     let cert = rcgen::CertificateParams::new(names).unwrap().signed_by(&key, &issuer).unwrap();
     let (ca_path, cert_path, key_path) = (dir.join("aws-ca.pem"), dir.join("aws-cert.pem"), dir.join("aws-key.pem"));
     std::fs::write(&ca_path, ca.pem()).unwrap();
@@ -188,4 +193,107 @@ fn signed_chunk_uploads_and_oversized_bodies_get_clear_errors() {
     );
     assert!(out.contains("signed correctly"), "{out}");
     assert_eq!(records(&verifier)[0]["ok"], true);
+}
+
+/// Custom credentials on hosts that registry providers also name: the capability that can be
+/// served wins, while the registry providers stay unprovisioned (issue: match, then resolve).
+#[test]
+fn custom_aws_credentials_win_over_unprovisioned_registry_providers() {
+    let vault = TestVault::new();
+    let verifier = start_verifier(vault.dir.path(), None);
+    let keys = format!(r#"{{"access_key_id":"{REAL_AKID}","secret_access_key":"{REAL_SECRET}"}}"#);
+    let secret = vault.json(&["secrets", "create", "--name", "MY_AWS_KEYS", "--value", &keys]);
+    let secret_ref = secret["ref"].as_str().unwrap().to_owned();
+    for (id, service, host, method) in [
+        ("my-sts", "sts", "sts.us-east-1.amazonaws.com", "POST"),
+        ("my-s3", "s3", "aivault-test.s3.us-east-1.amazonaws.com", "PUT"),
+        ("my-bedrock", "bedrock-runtime", "bedrock-runtime.us-east-1.amazonaws.com", "POST"),
+    ] {
+        vault.ok(&[
+            "credential",
+            "create",
+            id,
+            "--provider",
+            id,
+            "--secret-ref",
+            &secret_ref,
+            "--auth",
+            "aws-sigv4",
+            "--aws-service",
+            service,
+            "--aws-region",
+            "us-east-1",
+            "--host",
+            host,
+        ]);
+        let mut cap = vec!["capability", "create", &*Box::leak(format!("{id}/all").into_boxed_str()), "--provider", id];
+        cap.extend(["--credential", id, "--method", method, "--method", "GET", "--path", "/"]);
+        vault.ok(&cap);
+    }
+    let token = vault.agent("boto", &[]);
+    let mut args = vec!["--upstream-ca".to_owned(), verifier.ca_path.display().to_string()];
+    for h in HOSTS {
+        args.push("--resolve".into());
+        args.push(format!("{h}:443:127.0.0.1:{}", verifier.port));
+    }
+    let p = vault.proxy(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    let script = r#"
+import json, boto3
+from botocore.config import Config
+s = boto3.session.Session(aws_access_key_id="AKIDPLACEHOLDER", aws_secret_access_key="placeholder-secret",
+                          region_name="us-east-1")
+print("sts", s.client("sts", endpoint_url="https://sts.us-east-1.amazonaws.com").get_caller_identity()["Account"])
+s3 = s.client("s3", endpoint_url="https://s3.us-east-1.amazonaws.com", config=Config(s3={"addressing_style": "virtual"}))
+s3.put_object(Bucket="aivault-test", Key="k.txt", Body=b"custom wins")
+br = s.client("bedrock-runtime")
+resp = br.invoke_model(modelId="m", contentType="application/json", accept="application/json", body=b"{}")
+print("bedrock", json.loads(resp["body"].read())["completion"])
+"#;
+    let mut cmd = python();
+    cmd.args(["-c", script])
+        .env("HTTPS_PROXY", p.url(&token))
+        .env("AWS_CA_BUNDLE", vault.home().join("ca-bundle.pem"))
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("HOME", vault.dir.path());
+    vault.ca_path();
+    let (code, out, err) = run_client(&mut cmd);
+    let recs = records(&verifier);
+    assert_eq!(
+        code,
+        0,
+        "boto3 failed:\n{out}\n{err}\nverifier saw: {recs:#?}\naudit: {}",
+        vault.ok(&["audit", "--limit", "5"])
+    );
+    assert!(out.contains("sts 123456789012") && out.contains("bedrock signed correctly"), "{out}");
+    assert!(recs.len() >= 3 && recs.iter().all(|r| r["ok"] == true), "{recs:#?}");
+    p.stop();
+    let p = vault.proxy(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    let audit = vault.json(&["audit", "--agent", "boto"]);
+    for id in ["my-sts", "my-s3", "my-bedrock"] {
+        assert!(
+            audit.as_array().unwrap().iter().any(|e| e["credential"] == id && e["outcome"] == "ok"),
+            "{id} served nothing: {audit:#}"
+        );
+    }
+
+    // Once the registry credential is provisioned and the custom one is gone, the registry wins.
+    vault.ok(&["credential", "delete", "my-sts"]);
+    vault.ok(&["secrets", "create", "--name", "AWS_ACCESS_KEY_ID", "--value", REAL_AKID]);
+    vault.ok(&["secrets", "create", "--name", "AWS_SECRET_ACCESS_KEY", "--value", REAL_SECRET]);
+    crate::support::eventually("the registry credential to serve sts", || {
+        let (code, _, _) = run_client(&mut {
+            let mut c = python();
+            c.args(["-c", "import boto3; print(boto3.client('sts', region_name='us-east-1', endpoint_url='https://sts.us-east-1.amazonaws.com', aws_access_key_id='x', aws_secret_access_key='y').get_caller_identity()['Account'])"])
+                .env("HTTPS_PROXY", p.url(&token))
+                .env("AWS_CA_BUNDLE", vault.home().join("ca-bundle.pem"))
+                .env("AWS_EC2_METADATA_DISABLED", "true")
+                .env("HOME", vault.dir.path());
+            c
+        });
+        code == 0
+    });
+    crate::support::eventually("the audit record of the registry credential", || {
+        let audit = vault.json(&["audit", "--agent", "boto", "--limit", "5"]);
+        audit.as_array().unwrap().iter().any(|e| e["credential"] == "aws-sts" && e["outcome"] == "ok")
+    });
 }

@@ -223,3 +223,38 @@ fn wildcard_provisioning_warns_loudly() {
     ]);
     assert!(json["waiting"].as_array().is_some_and(|w| !w.is_empty()), "{json}");
 }
+
+/// Seed 000's "Per-tenant host override (Shopify)" lines, as written: the named store gets its
+/// token, every other store gets nothing injected.
+#[test]
+fn seed_000_shopify_lines_run_as_written() {
+    let up = crate::support::upstream::FakeUpstream::start();
+    let v = crate::support::TestVault::new();
+    let id = v.json(&["secrets", "create", "--name", "SHOPIFY_ACCESS_TOKEN", "--value", SENTINEL])["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let secret_ref = format!("vault:secret:{id}");
+    v.ok(&[
+        "credential",
+        "create",
+        "my-shopify",
+        "--provider",
+        "shopify",
+        "--secret-ref",
+        &secret_ref,
+        "--host",
+        "my-store.myshopify.com",
+    ]);
+    let token = v.agent("shop-agent", &[]);
+    let args = proxy_args(&up, &["my-store.myshopify.com", "other-store.myshopify.com"]);
+    let p = v.proxy(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    let ca = v.ca_path();
+    let (code, out, err) = curl(&p.url(&token), &ca, &["-sS", "https://my-store.myshopify.com/admin/api/shop.json"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("\"ok\":true"), "{out}");
+    assert_eq!(up.last().header("x-shopify-access-token"), Some(SENTINEL));
+    let (_, out, _) = curl(&p.url(&token), &ca, &["-i", "https://other-store.myshopify.com/admin/api/shop.json"]);
+    assert!(out.contains("x-aivault-error: no_credential"), "{out}");
+    assert_eq!(up.requests().len(), 1);
+}

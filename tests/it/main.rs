@@ -8,6 +8,7 @@ mod cli_capabilities;
 mod cli_credentials;
 mod cli_errors;
 mod cli_secrets;
+mod explain;
 mod hardening_audit;
 mod hardening_connections;
 mod hardening_files;
