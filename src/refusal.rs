@@ -17,6 +17,7 @@ pub enum ErrorCode {
     CredentialUnavailable,
     DestinationBlocked,
     CleartextNotAllowed,
+    CapabilityNotGranted,
     UpstreamError,
     UpstreamTimeout,
     BadRequest,
@@ -63,6 +64,8 @@ const TABLE: &[(ErrorCode, &str, u16, CodeClass, &str)] = &[
      "the address is private, loopback or metadata; map the name with --resolve if you mean it"),
     (C::CleartextNotAllowed, "cleartext_not_allowed", 403, Denied,
      "credentials are injected over https only; use an https:// URL, or allow http on the capability (--allow-http)"),
+    (C::CapabilityNotGranted, "capability_not_granted", 403, Denied,
+     "this agent may use only its granted capabilities (`aivault agent grant NAME CAPABILITY`)"),
     (C::UpstreamError, "upstream_error", 502, Upstream, "the upstream could not be reached or spoke no valid HTTP"),
     (C::UpstreamTimeout, "upstream_timeout", 504, Upstream, "the upstream did not answer in time (--response-timeout)"),
     (C::BadRequest, "bad_request", 400, Usage, "the request could not be parsed"),
@@ -83,7 +86,7 @@ const TABLE: &[(ErrorCode, &str, u16, CodeClass, &str)] = &[
 ];
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 20] = [
+    pub const ALL: [ErrorCode; 21] = [
         C::ProxyAuthRequired,
         C::HostNotAllowed,
         C::CapabilityDenied,
@@ -91,6 +94,7 @@ impl ErrorCode {
         C::CredentialUnavailable,
         C::DestinationBlocked,
         C::CleartextNotAllowed,
+        C::CapabilityNotGranted,
         C::UpstreamError,
         C::UpstreamTimeout,
         C::BadRequest,

@@ -64,16 +64,16 @@ pub fn child_env(proxy: SocketAddr, token: &SecretString, bundle: &Path) -> Vec<
 /// Runs the child and returns the exit code to use.
 pub fn run(cfg: &Config, req: RunRequest) -> Result<i32> {
     let vault = Vault::open(cfg)?;
-    let (name, ctx) = match &req.agent {
+    let (name, ctx, grants) = match &req.agent {
         Some(n) => {
             let a = vault.agent_by_name(n)?;
-            (a.name, Context { workspace_id: a.workspace_id, group_id: a.group_id })
+            (a.name, Context { workspace_id: a.workspace_id, group_id: a.group_id }, a.grants)
         }
-        None => ("run".to_owned(), req.ctx.clone()),
+        None => ("run".to_owned(), req.ctx.clone(), Vec::new()),
     };
     vault.ca_material()?;
     let bundle = vault.ca_bundle_path();
-    let session = vault.agent_create(&name, ctx, true)?;
+    let session = vault.agent_create(&name, ctx, true, &grants)?;
     drop(vault);
     let outcome = run_child(cfg, &req, &session.token, &bundle);
     if let Ok(v) = Vault::open(cfg) {

@@ -14,14 +14,35 @@ use crate::service::Vault;
 pub enum AgentCmd {
     /// Create an agent identity; its token is printed once.
     Create {
+        /// The agent's name (what audit records and `run --agent` use).
         name: String,
+        /// The workspace whose secrets the agent reads (after its group's, before global ones).
         #[arg(long)]
         workspace_id: Option<String>,
+        /// The group (inside the workspace) whose secrets come first.
         #[arg(long)]
         group_id: Option<String>,
+        /// Let the agent use only this capability, or every capability of a provider with
+        /// PROVIDER/* (repeatable; without it: everything its scope resolves).
+        #[arg(long = "allow", value_name = "CAPABILITY|PROVIDER/*")]
+        grants: Vec<String>,
     },
     /// List agents (tokens are never shown again).
     List,
+    /// Let an agent use more capabilities (an agent with grants uses only those).
+    Grant {
+        name: String,
+        /// A capability id or PROVIDER/* (repeatable).
+        #[arg(required = true)]
+        grants: Vec<String>,
+    },
+    /// Take grants away from an agent (with none left it uses everything its scope resolves).
+    Ungrant {
+        name: String,
+        /// A capability id or PROVIDER/* (repeatable).
+        #[arg(required = true)]
+        grants: Vec<String>,
+    },
     /// Revoke an agent: its token stops working at the next request, even in open tunnels.
     Revoke { name: String },
 }
@@ -48,14 +69,30 @@ pub enum CaCmd {
 
 pub fn run_agent(cfg: &Config, out: Out, cmd: AgentCmd) -> Result<()> {
     match cmd {
-        AgentCmd::Create { name, workspace_id, group_id } => {
+        AgentCmd::Grant { name, grants } => {
+            let info = Vault::open(cfg)?.agent_grants(&name, &grants, true)?;
+            out.show(&info, false, || {
+                render::line(&format!("Agent {} may use: {}", info.name, info.grants.join(", ")))
+            });
+        }
+        AgentCmd::Ungrant { name, grants } => {
+            let info = Vault::open(cfg)?.agent_grants(&name, &grants, false)?;
+            let now = if info.grants.is_empty() {
+                "everything its scope resolves".to_owned()
+            } else {
+                info.grants.join(", ")
+            };
+            out.show(&info, false, || render::line(&format!("Agent {} may use: {now}", info.name)));
+        }
+        AgentCmd::Create { name, workspace_id, group_id, grants } => {
             let ctx = Context::new(workspace_id.as_deref(), group_id.as_deref())?;
-            let created = Vault::open(cfg)?.agent_create(&name, ctx, false)?;
+            let created = Vault::open(cfg)?.agent_create(&name, ctx, false, &grants)?;
             let doc = serde_json::json!({
                 "id": created.info.id,
                 "name": created.info.name,
                 "workspace_id": created.info.workspace_id,
                 "group_id": created.info.group_id,
+                "grants": created.info.grants,
                 "token": created.token.expose(),
             });
             if out.json {
@@ -82,10 +119,11 @@ pub fn run_agent(cfg: &Config, out: Out, cmd: AgentCmd) -> Result<()> {
                             a.workspace_id.clone().unwrap_or_else(|| "-".into()),
                             a.group_id.clone().unwrap_or_else(|| "-".into()),
                             a.status.to_owned(),
+                            if a.grants.is_empty() { "(all)".to_owned() } else { a.grants.join(", ") },
                         ]
                     })
                     .collect();
-                render::table(&["NAME", "ID", "WORKSPACE", "GROUP", "STATUS"], &rows);
+                render::table(&["NAME", "ID", "WORKSPACE", "GROUP", "STATUS", "MAY USE"], &rows);
             });
         }
         AgentCmd::Revoke { name } => {

@@ -36,6 +36,16 @@ pub const ROUTING_OVERRIDE_HEADERS: &[&str] = &[
     "forwarded",
 ];
 
+/// Whether `grants` (capability ids or `provider/*`) let an agent use `rule`; no grants means
+/// every capability.
+pub fn granted(grants: &[String], rule: &Rule) -> bool {
+    grants.is_empty()
+        || grants.iter().any(|g| match g.strip_suffix("/*") {
+            Some(provider) => provider == rule.provider,
+            None => *g == rule.id,
+        })
+}
+
 /// A compiled capability allow-list.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Rule {

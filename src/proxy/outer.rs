@@ -62,7 +62,9 @@ pub fn authenticate(state: &ProxyState, headers: &http::HeaderMap) -> Result<Age
     let snapshot = state.shared.snapshot.load();
     match snapshot.agent_by_hash(&hash) {
         Some(agent) => {
-            Ok(Agent { caller: Caller { agent: agent.name.clone(), ctx: agent.context.clone() }, token_hash: hash })
+            let caller =
+                Caller { agent: agent.name.clone(), ctx: agent.context.clone(), grants: agent.grants.clone().into() };
+            Ok(Agent { caller, token_hash: hash })
         }
         None => Err(Refusal::new(ErrorCode::ProxyAuthRequired, "the agent token is invalid or revoked")),
     }

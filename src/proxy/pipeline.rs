@@ -26,6 +26,7 @@ use crate::refusal::{ErrorCode, Refusal};
 use crate::scope::Context;
 use crate::secret::SecretString;
 use crate::service::Snapshot;
+use crate::service::resolve::RequestLine;
 
 /// The current snapshot, swapped atomically when the vault changes; subscribers hear of each swap.
 #[derive(Clone)]
@@ -92,6 +93,8 @@ impl Default for Limits {
 pub struct Caller {
     pub agent: String,
     pub ctx: Context,
+    /// The capabilities this agent may use (empty: all its scope resolves).
+    pub grants: Arc<[String]>,
 }
 
 /// Where the request goes: fixed by the CONNECT line or the absolute-form URI, never by headers.
@@ -187,12 +190,21 @@ pub fn prepare(
                 Ok(rule) => rule,
                 Err(denial) => return Err(deny(event, denial.refusal())),
             };
+            if !crate::policy::granted(&caller.grants, rule) {
+                let why = format!("this agent is not granted {named}");
+                return Err(deny(event, Refusal::new(ErrorCode::CapabilityNotGranted, why)));
+            }
             match snapshot.pick(named, &dest.host, dest.port, &caller.ctx) {
                 Ok(pick) => (rule, raw_path.clone(), pick),
                 Err(e) => return Err(deny(event, e.refusal())),
             }
         }
-        None => match snapshot.select(&dest.host, dest.port, &method, &raw_path, &caller.ctx, None) {
+        None => match snapshot.select(
+            &RequestLine { host: &dest.host, port: dest.port, method: &method, path: &raw_path },
+            &caller.ctx,
+            &caller.grants,
+            None,
+        ) {
             Ok(sel) => (sel.rule, sel.match_path.to_owned(), sel.pick),
             Err(refusal) => return Err(deny(event, refusal)),
         },

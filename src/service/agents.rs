@@ -22,6 +22,8 @@ pub struct AgentInfo {
     pub group_id: Option<String>,
     pub status: &'static str,
     pub session: bool,
+    /// Capabilities it may use (empty: everything its scope resolves).
+    pub grants: Vec<String>,
     pub created_at: String,
 }
 
@@ -33,8 +35,9 @@ pub struct AgentCreated {
 
 impl Vault {
     /// Creates an agent (or a `run` session) and returns its token once.
-    pub fn agent_create(&self, name: &str, ctx: Context, session: bool) -> Result<AgentCreated> {
+    pub fn agent_create(&self, name: &str, ctx: Context, session: bool, grants: &[String]) -> Result<AgentCreated> {
         check_name("agent name", name)?;
+        let grants = self.check_grants(grants)?;
         let token = SecretString::new(crypto::random_token("avt_")?);
         let hash = crypto::sha256_hex(token.expose().as_bytes());
         let id = crypto::random_id("agt_")?;
@@ -46,6 +49,7 @@ impl Vault {
             created_ms: now_ms(),
             revoked_ms: None,
             session,
+            grants,
         };
         self.store.write(|tx| {
             if !session && tx.list::<AgentRow>()?.iter().any(|a| a.name == name && a.revoked_ms.is_none() && !a.session)
@@ -96,6 +100,54 @@ impl Vault {
         })
     }
 
+    /// Adds (`add`) or removes grants of an active agent; returns it.
+    pub fn agent_grants(&self, name: &str, patterns: &[String], add: bool) -> Result<AgentInfo> {
+        let patterns = if add { self.check_grants(patterns)? } else { patterns.to_vec() };
+        self.store.write(|tx| {
+            let mut row = tx
+                .list::<AgentRow>()?
+                .into_iter()
+                .find(|a| a.name == name && a.revoked_ms.is_none() && !a.session)
+                .ok_or_else(|| Error::not_found("agent", name, "list agents with `aivault agent list`"))?;
+            for p in &patterns {
+                if add && !row.grants.contains(p) {
+                    row.grants.push(p.clone());
+                } else if !add {
+                    row.grants.retain(|g| g != p);
+                }
+            }
+            tx.put(&row.id.clone(), &row)?;
+            let kind = if add { "agent.grant" } else { "agent.ungrant" };
+            let mut e = AuditEvent::new(kind).detail(patterns.join(", "));
+            e.agent = Some(row.name.clone());
+            record(tx, e)?;
+            Ok(agent_info(&row))
+        })
+    }
+
+    /// Grants name an existing capability or a provider (`provider/*`).
+    fn check_grants(&self, grants: &[String]) -> Result<Vec<String>> {
+        let custom = self.store.read(|tx| tx.list::<crate::store::CapabilityRow>())?;
+        let mut out = Vec::new();
+        for g in grants {
+            let known = match g.strip_suffix("/*") {
+                Some(provider) => {
+                    self.registry.provider(provider).is_some() || custom.iter().any(|c| c.provider == provider)
+                }
+                None => self.registry.capability(g).is_some() || custom.iter().any(|c| c.id == *g),
+            };
+            if !known {
+                return Err(Error::invalid(format!(
+                    "--allow {g}: no such capability or provider; see `aivault capability list` (a provider is PROVIDER/*)"
+                )));
+            }
+            if !out.contains(g) {
+                out.push(g.clone());
+            }
+        }
+        Ok(out)
+    }
+
     /// Deletes a `run` session when its child exits.
     pub fn agent_session_end(&self, id: &str) -> Result<()> {
         self.store.write(|tx| {
@@ -117,6 +169,7 @@ fn agent_info(a: &AgentRow) -> AgentInfo {
         group_id: a.context.group_id.clone(),
         status: if a.revoked_ms.is_some() { "revoked" } else { "active" },
         session: a.session,
+        grants: a.grants.clone(),
         created_at: rfc3339(a.created_ms),
     }
 }

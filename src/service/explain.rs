@@ -45,12 +45,12 @@ impl Vault {
     /// Explains how the proxy would handle `method url` for `agent` (or `ctx`).
     pub fn explain(&self, agent: Option<&str>, ctx: Context, method: &str, url: &str) -> Result<Explanation> {
         let (https, host, port, path) = parse_url(url)?;
-        let (agent, ctx) = match agent {
+        let (agent, ctx, grants) = match agent {
             Some(name) => {
                 let a = self.agent_by_name(name)?;
-                (Some(a.name), Context { workspace_id: a.workspace_id, group_id: a.group_id })
+                (Some(a.name), Context { workspace_id: a.workspace_id, group_id: a.group_id }, a.grants)
             }
-            None => (None, ctx),
+            None => (None, ctx, Vec::new()),
         };
         let method = method.to_ascii_uppercase();
         let snapshot = self.snapshot()?;
@@ -72,7 +72,8 @@ impl Vault {
             code: None,
             message: None,
         };
-        match snapshot.select(&host, port, &method, &path, &ctx, Some(&mut considered)) {
+        let line = super::resolve::RequestLine { host: &host, port, method: &method, path: &path };
+        match snapshot.select(&line, &ctx, &grants, Some(&mut considered)) {
             Ok(sel) => {
                 out.capability = Some(sel.rule.id.clone());
                 out.credential = Some(sel.pick.credential_label());

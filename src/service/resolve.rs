@@ -93,6 +93,15 @@ struct Tried<'a> {
     pick: Option<Pick>,
 }
 
+/// What `select` decides on: the destination and the request line (path without query).
+#[derive(Clone, Copy, Debug)]
+pub struct RequestLine<'r, 'p> {
+    pub host: &'r str,
+    pub port: u16,
+    pub method: &'r str,
+    pub path: &'p str,
+}
+
 /// One capability `select` considered, for `explain`.
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct Considered {
@@ -367,16 +376,28 @@ impl Snapshot {
     /// `explain`) receives every capability considered and what became of it.
     pub fn select<'a>(
         &'a self,
-        host: &str,
-        port: u16,
-        method: &str,
-        path: &'a str,
+        req: &RequestLine<'_, 'a>,
         ctx: &Context,
+        grants: &[String],
         mut trace: Option<&mut Vec<Considered>>,
     ) -> Result<Selection<'a>, Refusal> {
+        let RequestLine { host, port, method, path } = *req;
         let found = self.matching(host, port, method, path)?;
         let mut tried = Vec::new();
+        let mut not_granted = Vec::new();
         for (rule, prefix, match_path) in found {
+            if !crate::policy::granted(grants, rule) {
+                if let Some(t) = trace.as_deref_mut() {
+                    t.push(Considered {
+                        capability: rule.id.clone(),
+                        prefix: prefix.to_owned(),
+                        outcome: "not granted to this agent".to_owned(),
+                        chosen: false,
+                    });
+                }
+                not_granted.push(rule.id.as_str());
+                continue;
+            }
             let outcome = self.pick(&rule.id, host, port, ctx);
             if let Some(t) = trace.as_deref_mut() {
                 t.push(Considered {
@@ -405,6 +426,12 @@ impl Snapshot {
         }
         if let Some(Tried { rule, match_path, pick: Some(pick) }) = tried.first().cloned() {
             return Ok(Selection { rule, match_path, pick });
+        }
+        if tried.is_empty() {
+            return Err(Refusal::new(
+                ErrorCode::CapabilityNotGranted,
+                format!("this agent is not granted {}; grant one with `aivault agent grant`", not_granted.join(" or ")),
+            ));
         }
         let names: Vec<&str> = tried.iter().map(|t| t.rule.id.as_str()).collect();
         Err(Refusal::new(

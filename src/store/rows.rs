@@ -96,6 +96,10 @@ pub struct AgentRow {
     /// A session minted by `aivault run` for one child process; deleted when it exits.
     #[serde(default)]
     pub session: bool,
+    /// Capabilities (`provider/id`) or whole providers (`provider/*`) the agent may use; empty
+    /// means every capability its scope resolves.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub grants: Vec<String>,
 }
 
 /// The local certificate authority: certificate in PEM, private key sealed by the master key.

@@ -9,6 +9,7 @@ mod cli_credentials;
 mod cli_errors;
 mod cli_secrets;
 mod explain;
+mod grants;
 mod hardening_audit;
 mod hardening_connections;
 mod hardening_files;
