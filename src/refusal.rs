@@ -18,6 +18,8 @@ pub enum ErrorCode {
     DestinationBlocked,
     CleartextNotAllowed,
     CapabilityNotGranted,
+    RateLimited,
+    BudgetExhausted,
     UpstreamError,
     UpstreamTimeout,
     BadRequest,
@@ -66,6 +68,9 @@ const TABLE: &[(ErrorCode, &str, u16, CodeClass, &str)] = &[
      "credentials are injected over https only; use an https:// URL, or allow http on the capability (--allow-http)"),
     (C::CapabilityNotGranted, "capability_not_granted", 403, Denied,
      "this agent may use only its granted capabilities (`aivault agent grant NAME CAPABILITY`)"),
+    (C::RateLimited, "rate_limited", 429, Denied, "slow down: retry after the Retry-After seconds (`aivault limit list`)"),
+    (C::BudgetExhausted, "budget_exhausted", 429, Denied,
+     "the request budget for this period is used up; it resets after Retry-After seconds (`aivault limit list`)"),
     (C::UpstreamError, "upstream_error", 502, Upstream, "the upstream could not be reached or spoke no valid HTTP"),
     (C::UpstreamTimeout, "upstream_timeout", 504, Upstream, "the upstream did not answer in time (--response-timeout)"),
     (C::BadRequest, "bad_request", 400, Usage, "the request could not be parsed"),
@@ -86,7 +91,7 @@ const TABLE: &[(ErrorCode, &str, u16, CodeClass, &str)] = &[
 ];
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 21] = [
+    pub const ALL: [ErrorCode; 23] = [
         C::ProxyAuthRequired,
         C::HostNotAllowed,
         C::CapabilityDenied,
@@ -95,6 +100,8 @@ impl ErrorCode {
         C::DestinationBlocked,
         C::CleartextNotAllowed,
         C::CapabilityNotGranted,
+        C::RateLimited,
+        C::BudgetExhausted,
         C::UpstreamError,
         C::UpstreamTimeout,
         C::BadRequest,
@@ -149,11 +156,13 @@ pub struct Refusal {
     pub message: String,
     /// One extra machine-readable field for the JSON body (e.g. `oauth_error`).
     pub extra: Option<(&'static str, String)>,
+    /// Seconds after which a retry may succeed (`Retry-After`).
+    pub retry_after: Option<u64>,
 }
 
 impl Refusal {
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Refusal {
-        Refusal { code, message: message.into(), extra: None }
+        Refusal { code, message: message.into(), extra: None, retry_after: None }
     }
 
     pub fn with(mut self, key: &'static str, value: impl Into<String>) -> Refusal {
@@ -163,6 +172,11 @@ impl Refusal {
 
     pub fn status(&self) -> u16 {
         self.code.status()
+    }
+
+    pub fn retry_after(mut self, secs: u64) -> Refusal {
+        self.retry_after = Some(secs);
+        self
     }
 }
 

@@ -3,6 +3,7 @@
 mod agent;
 mod capability;
 mod credential;
+mod limit;
 mod misc;
 mod oauth;
 mod proxy;
@@ -72,6 +73,9 @@ pub enum Command {
     RotateMaster(misc::RotateMasterArgs),
     /// Show the audit log, newest first.
     Audit(misc::AuditArgs),
+    /// Rate limits and request budgets on capabilities, credentials and agents.
+    #[command(subcommand, alias = "limits")]
+    Limit(limit::LimitCmd),
     /// Show the decision the proxy would make for a request, without sending it (never a value).
     Explain(misc::ExplainArgs),
     /// Print shell completions.
@@ -108,6 +112,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::RotateMaster(args) => misc::rotate_master(&cfg, out, &args),
         Command::Audit(args) => misc::audit(&cfg, out, &args),
         Command::Explain(args) => misc::explain(&cfg, out, &args),
+        Command::Limit(cmd) => limit::run(&cfg, out, cmd),
     }
 }
 

@@ -3,6 +3,7 @@
 //! A policy denial is a value (`Decision::Deny`), not an error.
 
 mod host;
+pub mod limit;
 mod path;
 
 use crate::refusal::{ErrorCode, Refusal};

@@ -50,7 +50,8 @@ impl SnapshotCell {
         }
     }
 
-    pub fn store(&self, s: Snapshot) {
+    pub fn store(&self, mut s: Snapshot) {
+        s.adopt_limiters(&self.load());
         let generation = s.generation;
         match self.0.current.write() {
             Ok(mut g) => *g = Arc::new(s),
@@ -218,6 +219,13 @@ pub fn prepare(
             dest.host, dest.port
         );
         return Err(deny(event, Refusal::new(ErrorCode::CleartextNotAllowed, why)));
+    }
+
+    // 2a'. Rate limits and budgets of the agent, the capability and the credential.
+    if let Err(refusal) =
+        snapshot.check_limits(&caller.agent, &capability, &pick.credential_label(), crate::time::now_ms())
+    {
+        return Err(deny(event, refusal));
     }
 
     // 2b. Open the chosen credential's sealed secrets.

@@ -27,8 +27,16 @@ pub fn refusal(r: &Refusal) -> Response<Body> {
     if r.code == ErrorCode::ProxyAuthRequired {
         headers.insert(http::header::PROXY_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"aivault\""));
     }
-    if r.code == ErrorCode::TooManyConnections {
-        headers.insert(http::header::RETRY_AFTER, HeaderValue::from_static("1"));
+    match r.retry_after {
+        Some(secs) => {
+            if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
+                headers.insert(http::header::RETRY_AFTER, v);
+            }
+        }
+        None if r.code == ErrorCode::TooManyConnections => {
+            headers.insert(http::header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        None => {}
     }
     resp
 }

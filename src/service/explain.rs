@@ -36,6 +36,8 @@ pub struct Explanation {
     pub injects: Vec<String>,
     /// Every capability that allowed the request, most specific first, and its outcome.
     pub considered: Vec<Considered>,
+    /// Limits on the agent, capability and credential (their counters live in each running proxy).
+    pub limits: Vec<String>,
     /// The refusal code when not allowed.
     pub code: Option<&'static str>,
     pub message: Option<String>,
@@ -69,12 +71,19 @@ impl Vault {
             strategy: None,
             injects: Vec::new(),
             considered: Vec::new(),
+            limits: Vec::new(),
             code: None,
             message: None,
         };
         let line = super::resolve::RequestLine { host: &host, port, method: &method, path: &path };
         match snapshot.select(&line, &ctx, &grants, Some(&mut considered)) {
             Ok(sel) => {
+                let keys = [
+                    format!("agent:{}", out.agent.as_deref().unwrap_or("")),
+                    format!("capability:{}", sel.rule.id),
+                    format!("credential:{}", sel.pick.credential_label()),
+                ];
+                out.limits = snapshot.limits_for(&keys);
                 out.capability = Some(sel.rule.id.clone());
                 out.credential = Some(sel.pick.credential_label());
                 out.level = Some(sel.pick.level().to_string());

@@ -10,6 +10,7 @@ mod capabilities;
 mod credentials;
 pub mod explain;
 mod keys;
+pub mod limits;
 pub mod oauth;
 pub mod proxies;
 pub mod resolve;

@@ -5,11 +5,13 @@
 //! atomically when the management generation changes.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 use super::Vault;
 use crate::auth::{AuthConfig, Material};
 use crate::crypto::{self, MasterKey};
 use crate::error::{Error, Result};
+use crate::policy::limit::{Exceeded, Limiter};
 use crate::policy::{Decision, Denial, HostPattern, Policy, Rule};
 use crate::refusal::{ErrorCode, Refusal};
 use crate::registry::Registry;
@@ -40,7 +42,12 @@ pub struct Snapshot {
     path_auth: HashMap<String, AuthConfig>,
     ca_name: Option<String>,
     registry: &'static Registry,
+    /// Live limit state per target kind (`agent`, `capability`, `credential`) and id, so a
+    /// request looks its limits up without building a key.
+    limiters: [HashMap<String, Arc<Limiter>>; 3],
 }
+
+const LIMIT_KINDS: [&str; 3] = ["agent", "capability", "credential"];
 
 /// What step 2 chose, before anything is decrypted.
 #[derive(Clone, Debug)]
@@ -195,7 +202,15 @@ impl Snapshot {
                 let ca_name = tx.get::<crate::store::CaRow>("root")?.map(|c| c.common_name);
                 let secrets = tx.list::<SecretRow>()?.into_iter().map(|s| (s.id.clone(), s)).collect();
                 let agents = tx.list::<AgentRow>()?.into_iter().map(|a| (a.token_sha256.clone(), a)).collect();
+                let mut limiters: [HashMap<String, Arc<Limiter>>; 3] = Default::default();
+                for l in tx.list::<crate::store::LimitRow>()? {
+                    let Some((kind, id)) = l.target.split_once(':') else { continue };
+                    if let Some(i) = LIMIT_KINDS.iter().position(|k| *k == kind) {
+                        limiters[i].insert(id.to_owned(), Arc::new(Limiter::new(l.rate, l.budget)));
+                    }
+                }
                 Ok(Snapshot {
+                    limiters,
                     generation,
                     policy: Policy::new(rules),
                     capabilities,
@@ -225,6 +240,55 @@ impl Snapshot {
     /// The agent whose token hashes to `hash`, if it exists and is not revoked.
     pub fn agent_by_hash(&self, hash: &str) -> Option<&AgentRow> {
         self.agents.get(hash).filter(|a| a.revoked_ms.is_none())
+    }
+
+    /// Checks the limits on the agent, the capability and the credential serving a request.
+    pub fn check_limits(&self, agent: &str, capability: &str, credential: &str, now_ms: u64) -> Result<(), Refusal> {
+        for (i, id) in [agent, capability, credential].into_iter().enumerate() {
+            let Some(limiter) = self.limiters[i].get(id) else { continue };
+            let key = format_args!("{} {id}", LIMIT_KINDS[i]);
+            match limiter.check(now_ms) {
+                Ok(()) => {}
+                Err(Exceeded::Rate { retry_after_secs }) => {
+                    let why = format!("{key} allows {}", limiter.rate.map(|r| r.to_string()).unwrap_or_default());
+                    return Err(Refusal::new(ErrorCode::RateLimited, why).retry_after(retry_after_secs));
+                }
+                Err(Exceeded::Budget { retry_after_secs }) => {
+                    let why = format!(
+                        "{key} has used its budget of {}",
+                        limiter.budget.map(|b| b.to_string()).unwrap_or_default()
+                    );
+                    return Err(Refusal::new(ErrorCode::BudgetExhausted, why).retry_after(retry_after_secs));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Keeps the counters of limits whose spec did not change (a reload must not reset them).
+    pub fn adopt_limiters(&mut self, previous: &Snapshot) {
+        for (mine, theirs) in self.limiters.iter_mut().zip(&previous.limiters) {
+            for (id, limiter) in mine.iter_mut() {
+                if let Some(old) = theirs.get(id) {
+                    if old.same_spec(limiter) {
+                        *limiter = old.clone();
+                    }
+                }
+            }
+        }
+    }
+
+    /// The limits on these targets (for `explain`; the counters live in each running proxy).
+    pub fn limits_for(&self, keys: &[String]) -> Vec<String> {
+        keys.iter()
+            .filter_map(|k| {
+                let (kind, id) = k.split_once(':')?;
+                let l = self.limiters[LIMIT_KINDS.iter().position(|x| *x == kind)?].get(id)?;
+                let rate = l.rate.map(|r| format!("rate {r}"));
+                let budget = l.budget.map(|b| format!("budget {b}"));
+                Some(format!("{k}: {}", [rate, budget].into_iter().flatten().collect::<Vec<_>>().join("; ")))
+            })
+            .collect()
     }
 
     /// The CA subject the store holds now (a change means `ca rotate` ran).

@@ -8,7 +8,11 @@
 //!   (CLI command, proxy snapshot reload, audit flush) opens, does one transaction and closes,
 //!   waiting a bounded time for the lock. See ARCHITECTURE.md, "Sharing the store".
 
+mod guard;
 mod rows;
+
+pub use guard::StoreError;
+use guard::{check_file, create_new, guarded, open_error};
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -19,10 +23,10 @@ use redb::{
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-pub use rows::{AgentRow, AttachmentRow, BindingRow, CaRow, CapabilityRow, CredentialRow, Origin, SecretRow};
+pub use rows::{AgentRow, AttachmentRow, BindingRow, CaRow, CapabilityRow, CredentialRow, LimitRow, Origin, SecretRow};
 
 /// The schema this binary writes. Older stores are migrated forward on open.
-pub const SCHEMA_VERSION: u32 = 2;
+pub const SCHEMA_VERSION: u32 = 3;
 
 type Tbl = TableDefinition<'static, &'static str, &'static [u8]>;
 
@@ -45,10 +49,18 @@ const AUDIT: TableDefinition<'static, u64, &'static [u8]> = TableDefinition::new
 /// Sequence numbers are shared with `audit`, so the two merge into one timeline.
 const AUDIT_SECURITY: TableDefinition<'static, u64, &'static [u8]> = TableDefinition::new("audit_security");
 const CA: Tbl = TableDefinition::new("ca");
+/// `capability:<id>` / `credential:<id>` / `agent:<name>` → limit.
+const LIMITS: Tbl = TableDefinition::new("limits");
 
 /// Ordered migrations: entry `i` moves a store from version `i` to `i + 1`.
 type Migration = fn(&redb::WriteTransaction) -> Result<(), redb::Error>;
-const MIGRATIONS: &[Migration] = &[migrate_0_to_1, migrate_1_to_2];
+const MIGRATIONS: &[Migration] = &[migrate_0_to_1, migrate_1_to_2, migrate_2_to_3];
+
+/// Rate limits and budgets get their table.
+fn migrate_2_to_3(tx: &redb::WriteTransaction) -> Result<(), redb::Error> {
+    tx.open_table(LIMITS)?;
+    Ok(())
+}
 
 fn migrate_0_to_1(tx: &redb::WriteTransaction) -> Result<(), redb::Error> {
     tx.open_table(SECRETS)?;
@@ -89,123 +101,6 @@ fn is_security_record(bytes: &[u8]) -> bool {
         kind: String,
     }
     serde_json::from_slice::<Kind>(bytes).map(|k| !k.kind.starts_with("proxy.")).unwrap_or(true)
-}
-
-/// Store failures. None of them carries record contents.
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    #[error("the vault store {0} is busy (another aivault process holds it); try again")]
-    Busy(PathBuf),
-    #[error("{0} is not an aivault store (or it is corrupted): {1}")]
-    Foreign(PathBuf, String),
-    #[error(
-        "the vault store was written by a newer aivault (schema {found}, this binary knows {known}); upgrade aivault"
-    )]
-    NewerSchema { found: u32, known: u32 },
-    #[error("store I/O failed: {0}")]
-    Io(String),
-    #[error("a stored record is corrupted: {0}")]
-    Corrupt(String),
-    #[error(
-        "the vault file is damaged ({why}): {path}; restore it from a backup",
-        path = .0.display(), why = .1
-    )]
-    Damaged(PathBuf, String),
-}
-
-impl StoreError {
-    /// Whether this error means the file itself is damaged (a distinct exit code).
-    pub fn is_damage(&self) -> bool {
-        matches!(self, StoreError::Damaged(..) | StoreError::Corrupt(_))
-    }
-}
-
-impl From<redb::StorageError> for StoreError {
-    fn from(e: redb::StorageError) -> Self {
-        match e {
-            redb::StorageError::Corrupted(why) => StoreError::Corrupt(why),
-            redb::StorageError::Io(io)
-                if matches!(io.kind(), std::io::ErrorKind::InvalidData | std::io::ErrorKind::UnexpectedEof) =>
-            {
-                StoreError::Corrupt(io.to_string())
-            }
-            other => StoreError::Io(other.to_string()),
-        }
-    }
-}
-
-impl From<redb::Error> for StoreError {
-    fn from(e: redb::Error) -> Self {
-        match e {
-            redb::Error::Corrupted(why) => StoreError::Corrupt(why),
-            other => StoreError::Io(other.to_string()),
-        }
-    }
-}
-
-macro_rules! via_storage {
-    ($($t:ty),*) => {$(
-        impl From<$t> for StoreError {
-            fn from(e: $t) -> Self { redb::Error::from(e).into() }
-        }
-    )*};
-}
-via_storage!(redb::TransactionError, redb::TableError, redb::CommitError);
-
-impl From<std::io::Error> for StoreError {
-    fn from(e: std::io::Error) -> Self {
-        StoreError::Io(e.to_string())
-    }
-}
-
-/// Runs one store operation, turning a panic of the storage engine (which it can raise on a
-/// damaged file) into `Damaged`. The panic message is not printed: the caller reports one line.
-fn guarded<T>(path: &Path, f: impl FnOnce() -> Result<T, StoreError>) -> Result<T, StoreError> {
-    quiet_panics::install();
-    let result = quiet_panics::silenced(|| std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)));
-    match result {
-        Ok(Ok(v)) => Ok(v),
-        Ok(Err(StoreError::Corrupt(why))) => Err(StoreError::Damaged(path.to_owned(), why)),
-        Ok(Err(e)) => Err(e),
-        Err(panic) => {
-            let why = panic
-                .downcast_ref::<String>()
-                .map(String::as_str)
-                .or_else(|| panic.downcast_ref::<&str>().copied())
-                .unwrap_or("the storage engine failed on it");
-            Err(StoreError::Damaged(path.to_owned(), why.chars().take(200).collect()))
-        }
-    }
-}
-
-/// A panic hook that stays quiet on the threads inside `guarded` and defers to the previous
-/// hook everywhere else (a bug elsewhere still prints its panic).
-mod quiet_panics {
-    use std::cell::Cell;
-    use std::sync::Once;
-
-    thread_local! {
-        static QUIET: Cell<bool> = const { Cell::new(false) };
-    }
-
-    pub fn install() {
-        static ONCE: Once = Once::new();
-        ONCE.call_once(|| {
-            let previous = std::panic::take_hook();
-            std::panic::set_hook(Box::new(move |info| {
-                if !QUIET.with(Cell::get) {
-                    previous(info);
-                }
-            }));
-        });
-    }
-
-    pub fn silenced<T>(f: impl FnOnce() -> T) -> T {
-        let was = QUIET.with(|q| q.replace(true));
-        let out = f();
-        QUIET.with(|q| q.set(was));
-        out
-    }
 }
 
 /// An open store. Drop it promptly: holding it blocks other aivault processes.
@@ -358,90 +253,6 @@ pub fn read_generation_file(store_path: &Path) -> Option<u64> {
     std::fs::read_to_string(generation_file(store_path)).ok()?.trim().parse().ok()
 }
 
-/// Creates a new, initialised store without ever leaving an empty file at `path` (an empty file
-/// there is damage, never "a new vault"): it is built beside it and linked into place.
-fn create_new(path: &Path) -> Result<(), StoreError> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let tmp = path.with_extension(format!("redb.new-{}", std::process::id()));
-    let _ = std::fs::remove_file(&tmp);
-    std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&tmp)
-        .map_err(|e| file_error(path, "cannot create", &e))?;
-    let built = guarded(&tmp, || {
-        let db = Database::create(&tmp).map_err(|e| open_error(&tmp, e))?;
-        let store = Store { db: Some(db), path: tmp.clone() };
-        store.migrate(&tmp)
-    });
-    let linked = built.and_then(|()| match std::fs::hard_link(&tmp, path) {
-        // Another process created it first: use theirs.
-        Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => Err(file_error(path, "cannot create", &e)),
-        _ => Ok(()),
-    });
-    let _ = std::fs::remove_file(&tmp);
-    linked
-}
-
-/// Refuses what cannot be a store before the engine sees it, and keeps the file private.
-fn check_file(path: &Path) -> Result<(), StoreError> {
-    use std::os::unix::fs::PermissionsExt;
-    let meta = std::fs::metadata(path).map_err(|e| file_error(path, "cannot read", &e))?;
-    if !meta.is_file() {
-        return Err(StoreError::Foreign(path.to_owned(), "not a regular file".into()));
-    }
-    if meta.len() == 0 {
-        return Err(StoreError::Damaged(path.to_owned(), "the file is empty".into()));
-    }
-    let mut head = [0u8; REDB_MAGIC.len()];
-    let n = {
-        use std::io::Read as _;
-        let mut f = std::fs::File::open(path).map_err(|e| file_error(path, "cannot read", &e))?;
-        f.read(&mut head).map_err(|e| file_error(path, "cannot read", &e))?
-    };
-    if head[..n] != REDB_MAGIC[..n] {
-        return Err(StoreError::Foreign(path.to_owned(), "it is not a redb file".into()));
-    }
-    if n < REDB_MAGIC.len() {
-        return Err(StoreError::Damaged(path.to_owned(), format!("the file is truncated to {n} bytes")));
-    }
-    if meta.permissions().mode() & 0o777 != 0o600 {
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
-            .map_err(|e| file_error(path, "cannot make private", &e))?;
-    }
-    Ok(())
-}
-
-/// The first bytes of every redb file: a file that starts otherwise is foreign, not damaged.
-const REDB_MAGIC: [u8; 9] = [b'r', b'e', b'd', b'b', 0x1A, 0x0A, 0xA9, 0x0D, 0x0A];
-
-fn file_error(path: &Path, what: &str, e: &std::io::Error) -> StoreError {
-    let hint = if e.kind() == std::io::ErrorKind::PermissionDenied {
-        "; run aivault as the user that owns the data directory"
-    } else {
-        ""
-    };
-    StoreError::Io(format!("{what} {}: {e}{hint}", path.display()))
-}
-
-fn open_error(path: &Path, e: DatabaseError) -> StoreError {
-    match e {
-        // The header checked out, so a short or malformed read means the rest is damaged.
-        DatabaseError::Storage(redb::StorageError::Io(io))
-            if matches!(io.kind(), std::io::ErrorKind::InvalidData | std::io::ErrorKind::UnexpectedEof) =>
-        {
-            StoreError::Damaged(path.to_owned(), io.to_string())
-        }
-        DatabaseError::Storage(redb::StorageError::Io(io)) => file_error(path, "cannot open", &io),
-        DatabaseError::Storage(redb::StorageError::Corrupted(why)) => StoreError::Damaged(path.to_owned(), why),
-        DatabaseError::UpgradeRequired(v) => {
-            StoreError::Foreign(path.to_owned(), format!("an older redb file format ({v})"))
-        }
-        other => StoreError::Foreign(path.to_owned(), other.to_string()),
-    }
-}
-
 fn decode<T: DeserializeOwned>(what: &str, bytes: &[u8]) -> Result<T, StoreError> {
     serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt(format!("{what}: {e}")))
 }
@@ -499,6 +310,10 @@ impl Record for AgentRow {
 impl Record for CaRow {
     const TABLE: Tbl = CA;
     const WHAT: &'static str = "ca";
+}
+impl Record for LimitRow {
+    const TABLE: Tbl = LIMITS;
+    const WHAT: &'static str = "limit";
 }
 
 /// Key helpers, so every caller spells composite keys the same way.
@@ -716,7 +531,7 @@ mod tests {
         {
             let s = Store::open(&path, Duration::from_secs(1)).unwrap();
             let v = s.read(|tx| tx.meta("schema_version")).unwrap();
-            assert_eq!(v.as_deref(), Some("2"));
+            assert_eq!(v.as_deref(), Some("3"));
         }
         use std::os::unix::fs::PermissionsExt;
         assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);

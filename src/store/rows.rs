@@ -102,6 +102,18 @@ pub struct AgentRow {
     pub grants: Vec<String>,
 }
 
+/// A rate limit and/or budget on a capability, a credential or an agent.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct LimitRow {
+    /// `capability:<id>`, `credential:<id>` or `agent:<name>`.
+    pub target: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate: Option<crate::policy::limit::Per>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub budget: Option<crate::policy::limit::Per>,
+    pub created_ms: u64,
+}
+
 /// The local certificate authority: certificate in PEM, private key sealed by the master key.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct CaRow {

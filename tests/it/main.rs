@@ -16,6 +16,7 @@ mod hardening_files;
 mod hardening_masking;
 mod hardening_requests;
 mod invoke;
+mod limits;
 mod oauth;
 mod proxy_bad_input;
 mod proxy_clients;
