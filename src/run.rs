@@ -41,6 +41,8 @@ pub struct RunRequest {
     pub proxy: ProxyOptions,
     /// How far the child is kept from the vault (see `sandbox`).
     pub isolation: Isolation,
+    /// Prints one warning line for the operator (the CLI's renderer).
+    pub warn: fn(&str),
 }
 
 /// The child's proxy and trust variables, upper and lower case where both exist.
@@ -73,16 +75,26 @@ pub fn run(cfg: &Config, req: RunRequest) -> Result<i32> {
     };
     vault.ca_material()?;
     let bundle = vault.ca_bundle_path();
+    let placeholders = vault.placeholder_vars(&ctx, &grants)?;
     let session = vault.agent_create(&name, ctx, true, &grants)?;
     drop(vault);
-    let outcome = run_child(cfg, &req, &session.token, &bundle);
+    let outcome = run_child(cfg, &req, &session.token, &bundle, &placeholders);
     if let Ok(v) = Vault::open(cfg) {
         let _ = v.agent_session_end(&session.info.id);
     }
     outcome
 }
 
-fn run_child(cfg: &Config, req: &RunRequest, token: &SecretString, bundle: &Path) -> Result<i32> {
+/// The value every placeholder variable gets (the proxy replaces what the agent sends).
+pub const PLACEHOLDER: &str = "aivault-placeholder";
+
+fn run_child(
+    cfg: &Config,
+    req: &RunRequest,
+    token: &SecretString,
+    bundle: &Path,
+    (usable, all): &(Vec<String>, Vec<String>),
+) -> Result<i32> {
     let (addr, embedded) = match running_proxy(&cfg.home, token) {
         Some(addr) => (addr, None),
         None => {
@@ -91,7 +103,23 @@ fn run_child(cfg: &Config, req: &RunRequest, token: &SecretString, bundle: &Path
         }
     };
     let plan = Plan::hiding(&cfg.home, req.isolation);
-    let mut cmd = sandbox::command(&plan, &req.program, &req.args, &child_env(addr, token, bundle));
+    let mut env = child_env(addr, token, bundle);
+    env.extend(usable.iter().map(|n| (n.clone(), PLACEHOLDER.to_owned())));
+    // Real keys already exported in the operator's shell must not flow into the agent.
+    let inherited: Vec<String> =
+        all.iter().filter(|n| std::env::var_os(n).is_some_and(|v| v != PLACEHOLDER)).cloned().collect();
+    if !inherited.is_empty() {
+        (req.warn)(&format!(
+            "aivault: removed {} from the agent's environment (the proxy injects the vault's value)",
+            inherited.join(", ")
+        ));
+    }
+    let mut cmd = sandbox::command(&plan, &req.program, &req.args, &env);
+    for name in &inherited {
+        if !usable.contains(name) {
+            cmd.env_remove(name);
+        }
+    }
     let mut child = cmd.spawn().map_err(|e| Error::invalid(format!("cannot start {}: {e}", req.program)))?;
     let status = child.wait().map_err(|e| Error::Io(format!("waiting for {} failed: {e}", req.program)))?;
     if let Some(e) = embedded {

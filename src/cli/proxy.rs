@@ -156,6 +156,7 @@ pub fn run(cfg: &Config, args: RunArgs) -> Result<()> {
             SandboxArg::Require => Isolation::Require,
             SandboxArg::Off => Isolation::Off,
         },
+        warn: render::eprint_line,
     };
     let code = crate::run::run(cfg, req)?;
     std::process::exit(code);

@@ -148,6 +148,30 @@ impl Vault {
         Ok(out)
     }
 
+    /// Placeholder variables for an agent in `ctx` with `grants`: (the secret names of every
+    /// registry provider it can use, every registry secret name). SDKs that refuse to start
+    /// without an API key get a placeholder; real values of the others are removed from the child.
+    pub fn placeholder_vars(&self, ctx: &Context, grants: &[String]) -> Result<(Vec<String>, Vec<String>)> {
+        let reader = crate::scope::Scope::from_args(None, ctx.workspace_id.as_deref(), ctx.group_id.as_deref())?;
+        let creds = self.store.read(|tx| tx.list::<crate::store::CredentialRow>())?;
+        let mut usable = Vec::new();
+        let mut all = Vec::new();
+        for p in self.registry.providers() {
+            let names = p.def.vault_secrets.keys().chain(p.def.optional_vault_secrets.keys());
+            all.extend(names.cloned());
+            let served = creds.iter().any(|c| c.provider == p.id() && c.scope.readable_from(&reader));
+            let granted = p.rules.iter().any(|r| crate::policy::granted(grants, r));
+            if served && granted {
+                usable.extend(p.def.vault_secrets.keys().cloned());
+            }
+        }
+        for list in [&mut usable, &mut all] {
+            list.sort();
+            list.dedup();
+        }
+        Ok((usable, all))
+    }
+
     /// Deletes a `run` session when its child exits.
     pub fn agent_session_end(&self, id: &str) -> Result<()> {
         self.store.write(|tx| {

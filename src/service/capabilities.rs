@@ -191,10 +191,13 @@ impl Vault {
 
     /// Binds a capability to a specific secret at a scope (rebinding replaces the secret).
     pub fn capability_bind(&self, capability: &str, secret: &str, scope: Scope) -> Result<BindingInfo> {
-        let secret_id = parse_secret_ref(secret)?;
+        if !secret.starts_with("name:") {
+            parse_secret_ref(secret)?;
+        }
         self.store.write(|tx| {
             let provider = self.capability_provider(tx, capability)?;
-            let row = secret_by_id_w(tx, secret_id)?;
+            let secret_id = super::resolve_secret_ref(tx, secret, &scope)?;
+            let row = secret_by_id_w(tx, &secret_id)?;
             if let Some(pin) = &row.pinned_provider {
                 let cap_pin = self.registry.provider(&provider).map(|p| p.pin().to_owned()).unwrap_or(provider.clone());
                 if *pin != cap_pin {

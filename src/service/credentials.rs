@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use super::api::{CredentialInfo, Provisioned, SecretRefInfo, Waiting, scope_fields};
 use super::secrets::check_name;
-use super::{Vault, parse_secret_ref, record, secret_by_id_w, secret_ref};
+use super::{Vault, parse_secret_ref, record, resolve_secret_ref, secret_by_id_w, secret_ref};
 use crate::audit::AuditEvent;
 use crate::auth::{AuthConfig, ClientAuth, GrantType, HeaderTemplate, Material, QueryTemplate, aws_signing_name};
 use crate::error::{Error, Result};
@@ -161,8 +161,12 @@ impl Vault {
         check_name("credential id", &spec.id)?;
         check_name("provider", &spec.provider)?;
         let scope = Scope::from_args(None, spec.workspace_id.as_deref(), spec.group_id.as_deref())?;
-        let secret_id = parse_secret_ref(&spec.secret_ref)?;
+        if !spec.secret_ref.starts_with("name:") {
+            parse_secret_ref(&spec.secret_ref)?;
+        }
         self.store.write(|tx| {
+            let secret_id = resolve_secret_ref(tx, &spec.secret_ref, &scope)?;
+            let secret_id = secret_id.as_str();
             if tx.get::<CredentialRow>(&spec.id)?.is_some() {
                 return Err(Error::Conflict(format!(
                     "credential {} already exists; delete it first or pick another id",
@@ -191,7 +195,10 @@ impl Vault {
             material.add("secret", &self.open_secret(&secret)?);
             let missing: Vec<String> =
                 auth.required_fields().into_iter().filter(|f| material.field(f).is_none()).collect();
-            if !missing.is_empty() {
+            // Basic auth also takes one "user:pass" value (the injector splits nothing: it encodes it whole).
+            let user_pass = matches!(auth, AuthConfig::Basic { username: None, password: None })
+                && material.field("secret").is_some_and(|v| v.expose().contains(':'));
+            if !missing.is_empty() && !user_pass {
                 return Err(Error::invalid(format!(
                     "the {} templates read {} but secret {} provides {}; store the value as a JSON object \
                      with those fields",

@@ -207,16 +207,43 @@ pub(crate) fn record(tx: &mut WriteTx, event: AuditEvent) -> Result<()> {
     Ok(())
 }
 
-/// Parses `vault:secret:<id>`.
+/// Parses `vault:secret:<id>` or a bare secret id (`sec_...`, as `secrets list` prints it).
 pub fn parse_secret_ref(text: &str) -> Result<&str> {
-    let id = text
-        .strip_prefix("vault:secret:")
-        .ok_or_else(|| Error::invalid(format!("malformed secret reference '{text}': expected vault:secret:<id>")))?;
+    let id = match text.strip_prefix("vault:secret:") {
+        Some(id) => id,
+        None if text.starts_with("sec_") => text,
+        None => {
+            return Err(Error::invalid(format!(
+                "malformed secret reference '{text}': expected vault:secret:<id>, a bare id (sec_...) or name:NAME"
+            )));
+        }
+    };
     let ok = id.len() > 4 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
     if !ok {
         return Err(Error::invalid(format!("malformed secret reference '{text}': bad id '{id}'")));
     }
     Ok(id)
+}
+
+/// The secret a reference names: `vault:secret:<id>`, a bare id, or `name:NAME` looked up in
+/// `scope`, then the scopes it reads (its workspace, then global).
+pub(crate) fn resolve_secret_ref(tx: &WriteTx, text: &str, scope: &Scope) -> Result<String> {
+    let Some(name) = text.strip_prefix("name:") else { return Ok(parse_secret_ref(text)?.to_owned()) };
+    let mut scopes = vec![scope.clone()];
+    if let Scope::Group { workspace_id, .. } = scope {
+        scopes.push(Scope::Workspace { workspace_id: workspace_id.clone() });
+    }
+    scopes.push(Scope::Global);
+    for s in scopes {
+        if let Some(id) = tx.name_owner(&crate::store::keys::name(&s, name))? {
+            return Ok(id);
+        }
+    }
+    Err(Error::not_found(
+        "secret",
+        name,
+        &format!("no secret named {name} is readable from {scope}; see `aivault secrets list`"),
+    ))
 }
 
 pub(crate) fn secret_ref(id: &str) -> String {

@@ -213,3 +213,75 @@ fn credential_templates_need_the_fields_the_secret_provides() {
     ]);
     assert!(err.contains("api_key"), "{err}");
 }
+
+/// `--secret-ref` takes what `secrets list` shows (a bare id) or a name; Basic takes `user:pass`.
+#[test]
+fn secret_refs_by_id_or_name_and_basic_user_pass() {
+    let up = crate::support::upstream::FakeUpstream::start();
+    let v = TestVault::new();
+    let id = v.secret("MY_BASIC", "alice:s3cret-SENTINEL", &[]);
+    v.ok(&[
+        "credential",
+        "create",
+        "my-basic",
+        "--provider",
+        "my-basic",
+        "--secret-ref",
+        &id,
+        "--auth",
+        "basic",
+        "--host",
+        "api.example.com",
+    ]);
+    v.secret("TEAM_KEY", "team-key-1", &["--scope", "workspace", "--workspace-id", "team"]);
+    v.ok(&[
+        "credential",
+        "create",
+        "team-cred",
+        "--provider",
+        "team",
+        "--secret-ref",
+        "name:TEAM_KEY",
+        "--auth",
+        "header",
+        "--host",
+        "api-staging.example.com",
+        "--workspace-id",
+        "team",
+    ]);
+    let (code, err) = v.fails(&[
+        "credential",
+        "create",
+        "global-cred",
+        "--provider",
+        "team",
+        "--secret-ref",
+        "name:TEAM_KEY",
+        "--auth",
+        "header",
+        "--host",
+        "api-staging.example.com",
+    ]);
+    assert_eq!(code, 3, "a workspace secret is not readable from global: {err}");
+    v.ok(&[
+        "capability",
+        "create",
+        "my-basic/all",
+        "--provider",
+        "my-basic",
+        "--credential",
+        "my-basic",
+        "--method",
+        "GET",
+        "--path",
+        "/v1",
+    ]);
+    let token = v.agent("basic-agent", &[]);
+    let args = crate::proxy_curl::proxy_args(&up, &["api.example.com"]);
+    let p = v.proxy(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    let (code, _, err) = crate::proxy_curl::curl(&p.url(&token), &v.ca_path(), &["-f", "https://api.example.com/v1/x"]);
+    assert_eq!(code, 0, "{err}");
+    use base64::Engine as _;
+    let want = format!("Basic {}", base64::engine::general_purpose::STANDARD.encode("alice:s3cret-SENTINEL"));
+    assert_eq!(up.last().headers_named("authorization"), vec![want]);
+}

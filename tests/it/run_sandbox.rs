@@ -151,3 +151,36 @@ fn where_namespaces_are_refused_auto_warns_and_require_refuses() {
     assert!(!String::from_utf8_lossy(&out.stdout).contains("started"));
     assert!(stderr.starts_with("error: cannot isolate the agent from the vault"), "{stderr}");
 }
+
+/// SDKs get a placeholder key for each provider the agent can use; real keys exported in the
+/// operator's shell do not reach the agent.
+#[test]
+fn run_sets_placeholders_and_removes_inherited_real_keys() {
+    let up = FakeUpstream::start();
+    let v = TestVault::new()
+        .with_env("OPENAI_API_KEY", "sk-real-from-the-shell")
+        .with_env("ANTHROPIC_API_KEY", "sk-ant-real-from-the-shell");
+    v.ok(&["secrets", "create", "--name", "OPENAI_API_KEY", "--value", SENTINEL]);
+    let v = v
+        .with_env("AIVAULT_UPSTREAM_CA", up.ca_path.to_str().unwrap())
+        .with_env("AIVAULT_RESOLVE", &up.resolve("api.openai.com"));
+    let py = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(".tools/venv/bin/python");
+    let script = r#"
+import os
+from openai import OpenAI
+print("openai-var", os.environ.get("OPENAI_API_KEY"))
+print("anthropic-var", os.environ.get("ANTHROPIC_API_KEY"))
+raw = OpenAI().models.with_raw_response.list()
+print("status", raw.status_code)
+"#;
+    let out = v.cmd().args(["run", "--", py.to_str().unwrap(), "-c", script]).output().unwrap();
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(stdout.contains("openai-var aivault-placeholder"), "{stdout}");
+    assert!(stdout.contains("anthropic-var None"), "{stdout}");
+    assert!(stdout.contains("status 200"), "{stdout}");
+    assert_eq!(stderr.matches("removed").count(), 1, "{stderr}");
+    assert!(stderr.contains("ANTHROPIC_API_KEY") && stderr.contains("OPENAI_API_KEY"), "{stderr}");
+    assert!(!stdout.contains("real-from-the-shell") && !stderr.contains("real-from-the-shell"));
+    assert_eq!(up.last().headers_named("authorization"), vec![format!("Bearer {SENTINEL}")]);
+}
