@@ -5,6 +5,7 @@
 //! lifetime. The session is deleted when the child exits. What the child may not see (the vault's
 //! variables, files and processes) is `sandbox`'s business.
 
+use std::collections::BTreeMap;
 use std::io::{Read as _, Write as _};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
@@ -95,9 +96,20 @@ fn run_child(
     bundle: &Path,
     (usable, all): &(Vec<String>, Vec<String>),
 ) -> Result<i32> {
+    let wanted: BTreeMap<String, String> =
+        req.proxy.policy_fingerprint().into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
     let (addr, embedded) = match running_proxy(&cfg.home, token) {
-        Some(addr) => (addr, None),
-        None => {
+        Some((addr, theirs)) if theirs == wanted => (addr, None),
+        found => {
+            if let Some((running, theirs)) = found {
+                // Never run the command under another policy than the one asked for.
+                let differ: Vec<&str> =
+                    wanted.iter().filter(|(k, v)| theirs.get(*k) != Some(*v)).map(|(k, _)| k.as_str()).collect();
+                (req.warn)(&format!(
+                    "aivault: starting a private proxy for this command: its {} differ from the proxy at {running}",
+                    differ.join(", ")
+                ));
+            }
             let e = Embedded::start(cfg, req.proxy.clone())?;
             (e.addr, Some(e))
         }
@@ -133,15 +145,17 @@ pub fn proxy_file(home: &Path) -> PathBuf {
     home.join("proxy.json")
 }
 
-/// The address of a running proxy that already accepts `token`, if there is one.
-fn running_proxy(home: &Path, token: &SecretString) -> Option<SocketAddr> {
+/// A running proxy that already accepts `token`, if there is one: its address and the policy
+/// settings it runs with.
+fn running_proxy(home: &Path, token: &SecretString) -> Option<(SocketAddr, BTreeMap<String, String>)> {
     let text = std::fs::read_to_string(proxy_file(home)).ok()?;
     let doc: serde_json::Value = serde_json::from_str(&text).ok()?;
     let addr: SocketAddr = doc.get("listen")?.as_str()?.parse().ok()?;
+    let policy: BTreeMap<String, String> = serde_json::from_value(doc.get("policy")?.clone()).ok()?;
     let deadline = Instant::now() + Duration::from_secs(3);
     loop {
         match ping(addr, token) {
-            Some(200) => return Some(addr),
+            Some(200) => return Some((addr, policy)),
             Some(407) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(100)),
             _ => return None,
         }

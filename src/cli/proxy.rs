@@ -129,7 +129,11 @@ pub fn serve(cfg: &Config, args: ServeArgs) -> Result<()> {
         let proxy = Proxy::bind(cfg, opts).await?;
         let addr = proxy.local_addr()?;
         let file = crate::run::proxy_file(&cfg.home);
-        let doc = serde_json::json!({ "listen": addr.to_string(), "pid": std::process::id() });
+        let doc = serde_json::json!({
+            "listen": addr.to_string(),
+            "pid": std::process::id(),
+            "policy": proxy.state().opts.policy_fingerprint(),
+        });
         let _ = std::fs::write(&file, doc.to_string());
         render::line(&format!("aivault proxy listening on {addr}"));
         let result = proxy.run(shutdown_signal()).await;

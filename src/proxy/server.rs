@@ -52,6 +52,23 @@ pub struct ProxyOptions {
 }
 
 impl ProxyOptions {
+    /// The settings that change what a proxied request does (not only how long it may take):
+    /// `run` compares them with a running proxy's before reusing it.
+    pub fn policy_fingerprint(&self) -> std::collections::BTreeMap<&'static str, String> {
+        let mut resolve: Vec<String> =
+            self.upstream.resolve.iter().map(|((h, p), to)| format!("{h}:{p}:{to}")).collect();
+        resolve.sort();
+        let mut roots: Vec<String> =
+            self.upstream.extra_roots.iter().map(|c| crate::crypto::sha256_hex(c.as_ref())).collect();
+        roots.sort();
+        std::collections::BTreeMap::from([
+            ("--unmatched", format!("{:?}", self.unmatched).to_ascii_lowercase()),
+            ("--resolve", resolve.join(",")),
+            ("--upstream-ca", roots.join(",")),
+            ("--sigv4-max-body-bytes", self.limits.sigv4_max_body.to_string()),
+        ])
+    }
+
     pub fn new(listen: SocketAddr, upstream: UpstreamConfig) -> ProxyOptions {
         ProxyOptions {
             listen,

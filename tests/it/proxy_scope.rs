@@ -185,12 +185,29 @@ fn run_uses_a_running_proxy_and_an_agents_context() {
     v.agent("team-bot", &["--workspace-id", "team"]);
     let args = proxy_args(&up, &["api.openai.com"]);
     let p = v.proxy(&args.iter().map(String::as_str).collect::<Vec<_>>());
-    let out = v.ok(&["run", "--agent", "team-bot", "--", "curl", "-sS", "https://api.openai.com/v1/models"]);
-    assert!(out.contains("\"ok\":true"), "{out}");
+    let flags: Vec<&str> = args.iter().map(String::as_str).collect();
+    let run = |who: &[&str]| {
+        let mut a = vec!["run"];
+        a.extend_from_slice(who);
+        a.extend_from_slice(&flags);
+        a.extend(["--", "curl", "-sS", "https://api.openai.com/v1/models"]);
+        v.cmd().args(&a).output().unwrap()
+    };
+    let out = run(&["--agent", "team-bot"]);
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("\"ok\":true"), "{stdout} {stderr}");
+    assert!(!stderr.contains("private proxy"), "same flags: the running proxy serves it: {stderr}");
     assert_eq!(up.last().headers_named("authorization"), vec!["Bearer sk-team"]);
-    let out = v.ok(&["run", "--workspace-id", "other", "--", "curl", "-sS", "https://api.openai.com/v1/models"]);
-    assert!(out.contains("\"ok\":true"), "{out}");
+    let out = run(&["--workspace-id", "other"]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("\"ok\":true"));
     assert_eq!(up.last().headers_named("authorization"), vec!["Bearer sk-global"]);
+    // Different flags are never ignored: a private proxy with them serves the command.
+    let out = run(&["--agent", "team-bot", "--unmatched", "tunnel"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("starting a private proxy") && stderr.contains("--unmatched"), "{stderr}");
+    let out = v.cmd().args(["run", "--", "curl", "-sS", "https://api.openai.com/v1/models"]).output().unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--resolve"), "{}", String::from_utf8_lossy(&out.stderr));
     p.stop();
     let audit = v.json(&["audit", "--agent", "team-bot"]);
     assert!(audit.as_array().unwrap().iter().any(|e| e["kind"] == "proxy.request" && e["workspace_id"] == "team"));
