@@ -20,6 +20,7 @@ pub enum ErrorCode {
     CapabilityNotGranted,
     RateLimited,
     BudgetExhausted,
+    ApprovalDenied,
     UpstreamError,
     UpstreamTimeout,
     BadRequest,
@@ -71,6 +72,8 @@ const TABLE: &[(ErrorCode, &str, u16, CodeClass, &str)] = &[
     (C::RateLimited, "rate_limited", 429, Denied, "slow down: retry after the Retry-After seconds (`aivault limit list`)"),
     (C::BudgetExhausted, "budget_exhausted", 429, Denied,
      "the request budget for this period is used up; it resets after Retry-After seconds (`aivault limit list`)"),
+    (C::ApprovalDenied, "approval_denied", 403, Denied,
+     "a person denied this request or did not decide in time (`aivault approval list`)"),
     (C::UpstreamError, "upstream_error", 502, Upstream, "the upstream could not be reached or spoke no valid HTTP"),
     (C::UpstreamTimeout, "upstream_timeout", 504, Upstream, "the upstream did not answer in time (--response-timeout)"),
     (C::BadRequest, "bad_request", 400, Usage, "the request could not be parsed"),
@@ -91,7 +94,7 @@ const TABLE: &[(ErrorCode, &str, u16, CodeClass, &str)] = &[
 ];
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 23] = [
+    pub const ALL: [ErrorCode; 24] = [
         C::ProxyAuthRequired,
         C::HostNotAllowed,
         C::CapabilityDenied,
@@ -102,6 +105,7 @@ impl ErrorCode {
         C::CapabilityNotGranted,
         C::RateLimited,
         C::BudgetExhausted,
+        C::ApprovalDenied,
         C::UpstreamError,
         C::UpstreamTimeout,
         C::BadRequest,

@@ -33,6 +33,9 @@ pub enum CapabilityCmd {
         /// Also inject into plain http:// requests (sends the credential in cleartext; off by default).
         #[arg(long)]
         allow_http: bool,
+        /// `required`: hold every request until a person allows it (`aivault approval allow ID`).
+        #[arg(long, value_parser = ["required", "none"], default_value = "none")]
+        approval: String,
     },
     /// List capabilities: ready (a credential serves them) and available (registry, no credential yet).
     List {
@@ -105,8 +108,9 @@ pub struct InvokeArgs {
 
 pub fn run(cfg: &Config, out: Out, cmd: CapabilityCmd) -> Result<()> {
     match cmd {
-        CapabilityCmd::Create { id, provider, credential, methods, paths, hosts, allow_http } => {
-            let spec = CapabilitySpec { id, provider, credential, methods, paths, hosts, allow_http };
+        CapabilityCmd::Create { id, provider, credential, methods, paths, hosts, allow_http, approval } => {
+            let approval = approval == "required";
+            let spec = CapabilitySpec { id, provider, credential, methods, paths, hosts, allow_http, approval };
             let c = Vault::open(cfg)?.capability_create(&spec)?;
             out.show(&c, false, || {
                 render::line(&format!(

@@ -1,6 +1,7 @@
 //! The command line: parse, call the service layer, render. No business logic lives here.
 
 mod agent;
+mod approval;
 mod capability;
 mod credential;
 mod limit;
@@ -73,6 +74,9 @@ pub enum Command {
     RotateMaster(misc::RotateMasterArgs),
     /// Show the audit log, newest first.
     Audit(misc::AuditArgs),
+    /// Decide on requests held by capabilities that require approval.
+    #[command(subcommand, alias = "approvals")]
+    Approval(approval::ApprovalCmd),
     /// Rate limits and request budgets on capabilities, credentials and agents.
     #[command(subcommand, alias = "limits")]
     Limit(limit::LimitCmd),
@@ -113,6 +117,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Audit(args) => misc::audit(&cfg, out, &args),
         Command::Explain(args) => misc::explain(&cfg, out, &args),
         Command::Limit(cmd) => limit::run(&cfg, out, cmd),
+        Command::Approval(cmd) => approval::run(&cfg, out, cmd),
     }
 }
 

@@ -63,6 +63,9 @@ pub struct ProxyArgs {
     /// Largest request body buffered to hash it for an AWS SigV4 signature (413 past it).
     #[arg(long, default_value_t = 64 * 1024 * 1024)]
     pub sigv4_max_body_bytes: usize,
+    /// Seconds a request held for approval waits for a decision (then 403 approval_denied).
+    #[arg(long, default_value_t = 120)]
+    pub approval_timeout: u64,
 }
 
 impl ProxyArgs {
@@ -83,6 +86,7 @@ impl ProxyArgs {
         opts.max_agent_connections = self.max_agent_connections.max(1);
         opts.auth_timeout = Duration::from_secs(self.auth_timeout.max(1));
         opts.limits.sigv4_max_body = self.sigv4_max_body_bytes;
+        opts.limits.approval_timeout = Duration::from_secs(self.approval_timeout.max(1));
         Ok(opts)
     }
 }

@@ -61,6 +61,8 @@ pub struct Rule {
     /// An operator's own capability (not compiled into the registry): at equal specificity it is
     /// tried before a registry one.
     pub custom: bool,
+    /// Requests are held until a person allows them.
+    pub approval: bool,
 }
 
 /// Why a rule definition was rejected.
@@ -115,7 +117,14 @@ impl Rule {
             path_prefixes: path_prefixes.to_vec(),
             allow_http: false,
             custom: false,
+            approval: false,
         })
+    }
+
+    /// Holds every request for a person's decision.
+    pub fn with_approval(mut self, required: bool) -> Rule {
+        self.approval = required;
+        self
     }
 
     /// Marks the rule as the operator's own capability.

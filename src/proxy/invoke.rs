@@ -119,9 +119,11 @@ pub fn run(cfg: &Config, net: &UpstreamConfig, req: InvokeRequest) -> Result<Inv
     let lock_wait = cfg.lock_wait;
     let key = vault.into_key();
     let (status, headers, body) = runtime.block_on(async move {
-        let (audit, writer) = AuditSink::spawn(store_path, lock_wait);
+        let (audit, writer) = AuditSink::spawn(store_path.clone(), lock_wait);
         let shared = Shared {
             key,
+            store_path,
+            lock_wait,
             snapshot: SnapshotCell::new(snapshot),
             upstream: Upstream::new(net.clone())?,
             audit,

@@ -5,6 +5,7 @@
 //! to inject a credential.
 
 pub mod agent_auth;
+pub mod approval;
 pub mod audit_sink;
 pub mod body;
 pub mod conn;

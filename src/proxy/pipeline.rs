@@ -69,6 +69,9 @@ impl SnapshotCell {
 /// What every request handler shares.
 pub struct Shared {
     pub key: MasterKey,
+    /// Where held requests are recorded.
+    pub store_path: std::path::PathBuf,
+    pub lock_wait: std::time::Duration,
     pub snapshot: SnapshotCell,
     pub upstream: Upstream,
     pub audit: AuditSink,
@@ -81,11 +84,13 @@ pub struct Shared {
 pub struct Limits {
     /// The largest body buffered to compute a SigV4 payload hash.
     pub sigv4_max_body: usize,
+    /// How long a held request waits for a person's decision.
+    pub approval_timeout: std::time::Duration,
 }
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits { sigv4_max_body: 64 * 1024 * 1024 }
+        Limits { sigv4_max_body: 64 * 1024 * 1024, approval_timeout: std::time::Duration::from_secs(120) }
     }
 }
 
@@ -128,6 +133,13 @@ pub async fn serve(
             return Err(refusal);
         }
     };
+    // 2c. Held for a person's decision (the body stays unread until then).
+    if let Some(hold) = p.hold.take() {
+        if let Err(refusal) = super::approval::wait(shared, hold, shared.limits.approval_timeout).await {
+            super::body::drain(body, 64 * 1024).await;
+            return Err(refused(&shared.audit, p.event, p.started, refusal));
+        }
+    }
     // 4b. SigV4 signs the request exactly as it will leave (buffering the body only if it must);
     // OAuth2 obtains a current access token (and may replay once after a 401).
     let body = match std::mem::replace(&mut p.deferred, Deferred::None) {
@@ -161,6 +173,8 @@ pub struct Prepared {
     pub deferred: Deferred,
     /// Injected values to mask if the upstream echoes them.
     pub needles: Needles,
+    /// The request waits for a person's decision first (stage 2c).
+    pub hold: Option<super::approval::Hold>,
 }
 
 /// Phases 1–4. A refusal is returned as a value (already audited).
@@ -228,6 +242,18 @@ pub fn prepare(
         return Err(deny(event, refusal));
     }
 
+    // 2c (decided in `serve`): a capability that requires approval holds the request, unless an
+    // earlier "allow for N minutes" covers this agent.
+    let hold = (rule.approval && !snapshot.allowance(&caller.agent, &capability, crate::time::now_ms())).then(|| {
+        super::approval::Hold {
+            agent: caller.agent.clone(),
+            capability: capability.clone(),
+            method: method.clone(),
+            host: dest.host.clone(),
+            path: match_path.clone(),
+        }
+    });
+
     // 2b. Open the chosen credential's sealed secrets.
     let resolved = match snapshot.open(&shared.key, &pick) {
         Ok(r) => r,
@@ -274,7 +300,7 @@ pub fn prepare(
     target.headers.insert(http::header::ACCEPT_ENCODING, http::HeaderValue::from_static("identity"));
     // The method the policy matched is the one sent: canonical upper case.
     let method = http::Method::from_bytes(method.to_ascii_uppercase().as_bytes()).unwrap_or(parts.method);
-    Ok(Prepared { method, target, event, started, deferred, needles })
+    Ok(Prepared { method, target, event, started, deferred, needles, hold })
 }
 
 /// Forwards a request for a host no capability names (`--unmatched tunnel`, absolute-form):
@@ -306,6 +332,7 @@ pub async fn passthrough(
         started,
         deferred: Deferred::None,
         needles: Needles::default(),
+        hold: None,
     };
     forward(shared, dest, p, body).await
 }

@@ -156,6 +156,8 @@ impl Proxy {
         let (audit, audit_task) = AuditSink::spawn(config.store_path(), config.lock_wait);
         let shared = Shared {
             key,
+            store_path: config.store_path(),
+            lock_wait: config.lock_wait,
             snapshot: SnapshotCell::new(snapshot),
             upstream: Upstream::new(opts.upstream.clone())?,
             audit,

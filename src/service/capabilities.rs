@@ -20,6 +20,8 @@ pub struct CapabilitySpec {
     pub hosts: Vec<String>,
     /// Inject into plain `http://` requests too (off by default).
     pub allow_http: bool,
+    /// Hold every request until a person allows it.
+    pub approval: bool,
 }
 
 impl Vault {
@@ -91,6 +93,7 @@ impl Vault {
                 methods: rule.methods.clone(),
                 path_prefixes: rule.path_prefixes.clone(),
                 allow_http: spec.allow_http,
+                approval: spec.approval,
                 created_ms: now_ms(),
             };
             tx.put(&row.id, &row)?;

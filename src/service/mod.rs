@@ -5,6 +5,7 @@
 
 pub mod agents;
 pub mod api;
+pub mod approvals;
 pub mod ca;
 mod capabilities;
 mod credentials;

@@ -42,12 +42,22 @@ pub struct Snapshot {
     path_auth: HashMap<String, AuthConfig>,
     ca_name: Option<String>,
     registry: &'static Registry,
+    /// Decided approvals by id, and standing allowances by (agent, capability) → until.
+    approvals: HashMap<String, crate::store::ApprovalRow>,
+    allowances: HashMap<(String, String), u64>,
     /// Live limit state per target kind (`agent`, `capability`, `credential`) and id, so a
     /// request looks its limits up without building a key.
     limiters: [HashMap<String, Arc<Limiter>>; 3],
 }
 
 const LIMIT_KINDS: [&str; 3] = ["agent", "capability", "credential"];
+
+/// A person's decision on a held request.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Decided {
+    Allowed,
+    Denied(Option<String>),
+}
 
 /// What step 2 chose, before anything is decrypted.
 #[derive(Clone, Debug)]
@@ -165,7 +175,7 @@ impl Snapshot {
                 }
                 for c in tx.list::<CapabilityRow>()? {
                     if let Ok(rule) = Rule::new(&c.id, &c.provider, &c.hosts, &c.methods, &c.path_prefixes)
-                        .map(|r| r.with_http(c.allow_http).custom())
+                        .map(|r| r.with_http(c.allow_http).with_approval(c.approval).custom())
                     {
                         rules.push(rule);
                         capabilities
@@ -209,7 +219,20 @@ impl Snapshot {
                         limiters[i].insert(id.to_owned(), Arc::new(Limiter::new(l.rate, l.budget)));
                     }
                 }
+                let mut approvals = HashMap::new();
+                let mut allowances: HashMap<(String, String), u64> = HashMap::new();
+                for a in tx.list::<crate::store::ApprovalRow>()? {
+                    if let Some(until) = a.until_ms {
+                        let slot = allowances.entry((a.agent.clone(), a.capability.clone())).or_default();
+                        *slot = (*slot).max(until);
+                    }
+                    if a.status != "pending" {
+                        approvals.insert(a.id.clone(), a);
+                    }
+                }
                 Ok(Snapshot {
+                    approvals,
+                    allowances,
                     limiters,
                     generation,
                     policy: Policy::new(rules),
@@ -263,6 +286,21 @@ impl Snapshot {
             }
         }
         Ok(())
+    }
+
+    /// The decision on a held request, once a person made it.
+    pub fn decided(&self, id: &str) -> Option<Decided> {
+        let a = self.approvals.get(id)?;
+        match a.status.as_str() {
+            "allowed" => Some(Decided::Allowed),
+            "denied" => Some(Decided::Denied(a.reason.clone())),
+            _ => Some(Decided::Denied(Some("it expired".to_owned()))),
+        }
+    }
+
+    /// Whether an earlier "allow for N minutes" still covers `agent` on `capability`.
+    pub fn allowance(&self, agent: &str, capability: &str, now_ms: u64) -> bool {
+        self.allowances.get(&(agent.to_owned(), capability.to_owned())).is_some_and(|until| *until > now_ms)
     }
 
     /// Keeps the counters of limits whose spec did not change (a reload must not reset them).

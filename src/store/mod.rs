@@ -23,10 +23,12 @@ use redb::{
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-pub use rows::{AgentRow, AttachmentRow, BindingRow, CaRow, CapabilityRow, CredentialRow, LimitRow, Origin, SecretRow};
+pub use rows::{
+    AgentRow, ApprovalRow, AttachmentRow, BindingRow, CaRow, CapabilityRow, CredentialRow, LimitRow, Origin, SecretRow,
+};
 
 /// The schema this binary writes. Older stores are migrated forward on open.
-pub const SCHEMA_VERSION: u32 = 3;
+pub const SCHEMA_VERSION: u32 = 4;
 
 type Tbl = TableDefinition<'static, &'static str, &'static [u8]>;
 
@@ -51,10 +53,18 @@ const AUDIT_SECURITY: TableDefinition<'static, u64, &'static [u8]> = TableDefini
 const CA: Tbl = TableDefinition::new("ca");
 /// `capability:<id>` / `credential:<id>` / `agent:<name>` → limit.
 const LIMITS: Tbl = TableDefinition::new("limits");
+/// Approval id → held request or standing allowance.
+const APPROVALS: Tbl = TableDefinition::new("approvals");
 
 /// Ordered migrations: entry `i` moves a store from version `i` to `i + 1`.
 type Migration = fn(&redb::WriteTransaction) -> Result<(), redb::Error>;
-const MIGRATIONS: &[Migration] = &[migrate_0_to_1, migrate_1_to_2, migrate_2_to_3];
+const MIGRATIONS: &[Migration] = &[migrate_0_to_1, migrate_1_to_2, migrate_2_to_3, migrate_3_to_4];
+
+/// Held requests get their table.
+fn migrate_3_to_4(tx: &redb::WriteTransaction) -> Result<(), redb::Error> {
+    tx.open_table(APPROVALS)?;
+    Ok(())
+}
 
 /// Rate limits and budgets get their table.
 fn migrate_2_to_3(tx: &redb::WriteTransaction) -> Result<(), redb::Error> {
@@ -311,6 +321,10 @@ impl Record for CaRow {
     const TABLE: Tbl = CA;
     const WHAT: &'static str = "ca";
 }
+impl Record for ApprovalRow {
+    const TABLE: Tbl = APPROVALS;
+    const WHAT: &'static str = "approval";
+}
 impl Record for LimitRow {
     const TABLE: Tbl = LIMITS;
     const WHAT: &'static str = "limit";
@@ -531,7 +545,7 @@ mod tests {
         {
             let s = Store::open(&path, Duration::from_secs(1)).unwrap();
             let v = s.read(|tx| tx.meta("schema_version")).unwrap();
-            assert_eq!(v.as_deref(), Some("3"));
+            assert_eq!(v.as_deref(), Some("4"));
         }
         use std::os::unix::fs::PermissionsExt;
         assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);

@@ -62,6 +62,9 @@ pub struct CapabilityRow {
     /// Cleartext `http://` allowed (older rows: no).
     #[serde(default)]
     pub allow_http: bool,
+    /// Every request is held until a person allows it (`--approval required`).
+    #[serde(default)]
+    pub approval: bool,
     pub created_ms: u64,
 }
 
@@ -112,6 +115,28 @@ pub struct LimitRow {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub budget: Option<crate::policy::limit::Per>,
     pub created_ms: u64,
+}
+
+/// A request held for a person's decision, or a standing allowance.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ApprovalRow {
+    pub id: String,
+    pub agent: String,
+    pub capability: String,
+    pub method: String,
+    pub host: String,
+    /// Without the query.
+    pub path: String,
+    pub created_ms: u64,
+    /// `pending`, `allowed`, `denied` or `expired`.
+    pub status: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decided_ms: Option<u64>,
+    /// An allow that also covers the same agent and capability until then.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub until_ms: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 /// The local certificate authority: certificate in PEM, private key sealed by the master key.

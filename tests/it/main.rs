@@ -3,6 +3,7 @@
 
 mod support;
 
+mod approvals;
 mod aws_sigv4;
 mod cli_capabilities;
 mod cli_credentials;
