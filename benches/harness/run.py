@@ -169,6 +169,8 @@ def tunnel(proxy_port, host, token=None, ca=None):
         if not chunk:
             raise RuntimeError("proxy closed the tunnel")
         head += chunk
+    if b" 200" not in head.split(b"\r\n")[0]:
+        raise RuntimeError(f"CONNECT refused: {head.splitlines()[0]!r}")
     ctx = ssl.create_default_context(cafile=ca) if ca else ssl._create_unverified_context()
     return ctx.wrap_socket(s, server_hostname=host)
 
@@ -374,7 +376,10 @@ def main():
         aiv_ca = aivault(home, "ca", "path").strip()
         resolve = ",".join(f"{h}:443:127.0.0.1:443" for h in BASE_HOSTS + extra_hosts)
         env = {"AIVAULT_RESOLVE": resolve, "AIVAULT_UPSTREAM_CA": ca}
-        aiv = Proc("aivault", [AIVAULT, "--home", home, "proxy", "--listen", "127.0.0.1:18081"], 1, env=env, ready="listening on")
+        # W5 holds up to 5000 idle tunnels from one agent: every tunnel holds a connection slot.
+        limits = ["--max-connections", "8192", "--max-agent-connections", "8192"]
+        aiv = Proc("aivault", [AIVAULT, "--home", home, "proxy", "--listen", "127.0.0.1:18081"] + limits, 1, env=env,
+                   ready="listening on")
         aiv_tunnel = Proc("aivault-tunnel", [AIVAULT, "--home", home, "proxy", "--listen", "127.0.0.1:18084", "--unmatched", "tunnel"],
                           1, env=dict(env, AIVAULT_RESOLVE=resolve.replace("api.bench.test:443:127.0.0.1:443,", "")),
                           ready="listening on")

@@ -44,3 +44,34 @@ fn an_agent_with_grants_uses_only_those() {
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("no such capability or provider"), "{err}");
 }
+
+/// Placeholders are inert elsewhere: a placeholder-looking value sent to a host no capability
+/// names (tunnelled) reaches it untouched, and a capability that cannot get a credential refuses
+/// rather than sending the placeholder.
+#[test]
+fn placeholders_are_inert_where_nothing_is_injected() {
+    let (v, up, token) = setup();
+    let mut args = proxy_args(&up, &["api.example.com", "other.example.com"]);
+    args.extend(["--unmatched".into(), "tunnel".into()]);
+    let p = v.proxy(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    let mut c = std::process::Command::new("curl");
+    c.args(["-sS", "--max-time", "20", "--proxy", &p.url(&token), "--cacert", up.ca_path.to_str().unwrap()])
+        .args(["-H", "Authorization: Bearer aivault-placeholder", "https://other.example.com/v1/anything"])
+        .env_remove("HTTPS_PROXY");
+    let (code, out, err) = crate::support::run_client(&mut c);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("\"ok\":true"), "{out}");
+    assert_eq!(up.last().headers_named("authorization"), vec!["Bearer aivault-placeholder"], "passed untouched");
+    // A provider capability with no credential never sends the agent's placeholder.
+    let before = up.requests().len();
+    let (_, out, _) = curl(
+        &p.url(&token),
+        &v.ca_path(),
+        &["-i", "-H", "Authorization: Bearer aivault-placeholder", "https://api.openai.com/v1/models"],
+    );
+    assert!(
+        out.contains("no_credential") || out.contains("host_not_allowed") || out.contains("Could not resolve"),
+        "{out}"
+    );
+    assert_eq!(up.requests().len(), before);
+}

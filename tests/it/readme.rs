@@ -53,5 +53,6 @@ fn readme_policy_controls_run_as_written() {
     assert!(out.contains("agent:support-bot") && out.contains("1000/day"), "{out}");
     assert!(out.contains("allowed: capability openai/"), "{out}");
     assert!(out.contains("\"code\": \"capability_not_granted\""), "{out}");
+    assert!(out.contains("No requests are waiting for approval."), "{out}");
     assert!(!out.contains("sk-your-key"), "never a value: {out}");
 }
