@@ -10,6 +10,8 @@ use crate::secret::{SecretBytes, SecretString};
 #[derive(Default, Debug)]
 pub struct Material {
     fields: BTreeMap<String, SecretString>,
+    /// Fields that were JSON objects (their members are fields of their own).
+    objects: std::collections::BTreeSet<String>,
 }
 
 impl Material {
@@ -26,6 +28,7 @@ impl Material {
             self.fields.insert(name.to_owned(), SecretString::new(text.to_owned()));
             if text.trim_start().starts_with('{') {
                 if let Ok(serde_json::Value::Object(map)) = serde_json::from_str(text) {
+                    self.objects.insert(name.to_owned());
                     self.flatten("", &map);
                 }
             }
@@ -57,6 +60,12 @@ impl Material {
         self.fields.values()
     }
 
+    /// The secret values themselves: every field but a JSON object whose members are fields
+    /// (what an echo can contain; masking the members masks the object).
+    pub fn leaf_values(&self) -> impl Iterator<Item = &SecretString> {
+        self.fields.iter().filter(|(k, _)| !self.objects.contains(*k)).map(|(_, v)| v)
+    }
+
     /// Field names only, for error messages and `describe`.
     pub fn field_names(&self) -> Vec<&str> {
         self.fields.keys().map(String::as_str).collect()
@@ -66,6 +75,16 @@ impl Material {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn leaf_values_are_the_members_not_the_object() {
+        let mut m = Material::default();
+        m.add("secret", &SecretBytes::from_str_copy(r#"{"access_key_id":"AKIA1","secret_access_key":"s3cr3t"}"#));
+        m.add("other", &SecretBytes::from_str_copy("{not json"));
+        let mut leaves: Vec<&str> = m.leaf_values().map(|v| v.expose()).collect();
+        leaves.sort_unstable();
+        assert_eq!(leaves, ["AKIA1", "s3cr3t", "{not json"]);
+    }
 
     #[test]
     fn json_members_become_fields() {

@@ -277,7 +277,7 @@ pub fn prepare(
     // 4. Inject. The decrypted material is dropped (zeroized) right after.
     let injected = apply_strategy(&mut target, &resolved, dest, agent_signed);
     let mut needles = Needles::default();
-    for value in resolved.material.values() {
+    for value in resolved.material.leaf_values() {
         needles.push(value.expose().as_bytes());
     }
     for name in resolved.auth.owned_headers() {
