@@ -76,6 +76,7 @@ Other workloads from the same run:
 | W4 SSE, 500 events 10 ms apart: gap between events p50 / p99 | {w4['sse']['aivault']['gap_p50_ms']:.1f} / {w4['sse']['aivault']['gap_p99_ms']:.1f} ms | direct {w4['sse']['direct']['gap_p50_ms']:.1f} / {w4['sse']['direct']['gap_p99_ms']:.1f} ms |
 | W5 idle intercepted connections: RSS and fds per connection | {', '.join(f"{n}: {v['rss_kib_per_conn']:.1f} KiB, {v['fds_per_conn']:.0f} fd" for n, v in w5.items())} | target ≤ 64 KiB |
 | W6 CPU µs per request by strategy, c=32 | tunnel {w6['tunnel']['cpu_us_per_req']:.0f}, header {w6['header']['cpu_us_per_req']:.0f}, query {w6['query']['cpu_us_per_req']:.0f}, SigV4 {w6['sigv4']['cpu_us_per_req']:.0f}, 403 denial {w6['deny_403']['cpu_us_per_req']:.0f} | |
+| W6 CPU µs per request with a rate limit checked vs without (same route, back to back) | {w6.get('header_rate_limited', {}).get('cpu_us_per_req') or 0:.1f} vs {w6.get('header_again', {}).get('cpu_us_per_req') or 0:.1f} | |
 
 Micro-benchmarks (criterion medians, same run):
 

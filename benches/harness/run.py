@@ -302,7 +302,14 @@ def setup_vault(home):
     aivault(home, "credential", "create", "bench-sigv4", "--provider", "bench-aws", "--secret-ref", aws, "--auth", "aws-sigv4",
             "--aws-service", "execute-api", "--aws-region", "us-east-1", "--host", "sigv4.bench.test")
     aivault(home, "capability", "create", "bench-aws/all", "--credential", "bench-sigv4", "--method", "GET", "--path", "/small")
+    # A second agent whose every request is checked against a rate limit it never reaches.
+    global LIMITED_TOKEN
+    LIMITED_TOKEN = aivault(home, "agent", "create", "bench-limited", json_out=True)["token"]
+    aivault(home, "limit", "set", "--agent", "bench-limited", "--rate", "100000000/s")
     return aivault(home, "agent", "create", "bench", json_out=True)["token"]
+
+
+LIMITED_TOKEN = None
 
 
 # ---------------------------------------------------------------- report
@@ -472,6 +479,10 @@ def main():
             "query": hey("https://query.bench.test/small", 32, dur, proxy=aurl, pid=aiv.pid),
             "sigv4": hey("https://sigv4.bench.test/small", 32, dur, proxy=aurl, pid=aiv.pid),
             "deny_403": hey("https://api.bench.test/denied", 32, dur, proxy=aurl, pid=aiv.pid),
+            # Back to back, same route: the cost of checking a rate limit on every request.
+            "header_again": hey(url, 32, dur, proxy=aurl, headers=placeholder, pid=aiv.pid),
+            "header_rate_limited": hey(url, 32, dur, proxy=f"http://agent:{LIMITED_TOKEN}@127.0.0.1:18081",
+                                       headers=placeholder, pid=aiv.pid),
         }
         log("micro-benchmarks")
         results["micro_ns"] = micro(smoke)

@@ -21,7 +21,7 @@ pub enum StoreError {
     NewerSchema { found: u32, known: u32 },
     #[error("store I/O failed: {0}")]
     Io(String),
-    #[error("a stored record is corrupted: {0}")]
+    #[error("the vault file is damaged (a stored record does not decode: {0}); restore it from a backup")]
     Corrupt(String),
     #[error(
         "the vault file is damaged ({why}): {path}; restore it from a backup",
