@@ -86,6 +86,8 @@ fn tunnels_hold_their_slot_and_one_agent_cannot_take_them_all() {
 held = [tunnel(), tunnel()]
 s, head = connect()
 print("third:", head.split(b"\r\n")[0].decode(), b"too_many_connections" in head)
+s.close()
+time.sleep(0.5)
 others = [tunnel("{other}"), tunnel("{other}")]
 # Every slot is held by a tunnel now: a fifth socket is not served.
 try:
