@@ -21,6 +21,10 @@ pub enum LimitCmd {
         /// At most N requests per calendar period (429 budget_exhausted until it resets).
         #[arg(long, value_name = "N/PERIOD")]
         budget: Option<String>,
+        /// When the budget is used up: refuse (429 budget_exhausted) or ask (hold each further
+        /// request for `aivault approval allow`).
+        #[arg(long, value_parser = ["refuse", "ask"], default_value = "refuse")]
+        on_exhaust: String,
     },
     /// List limits.
     List,
@@ -62,9 +66,9 @@ fn per(flag: &str, text: Option<&String>) -> Result<Option<Per>> {
 
 pub fn run(cfg: &Config, out: Out, cmd: LimitCmd) -> Result<()> {
     match cmd {
-        LimitCmd::Set { target, rate, budget } => {
+        LimitCmd::Set { target, rate, budget, on_exhaust } => {
             let (rate, budget) = (per("--rate", rate.as_ref())?, per("--budget", budget.as_ref())?);
-            let info = Vault::open(cfg)?.limit_set(&target.target()?, rate, budget)?;
+            let info = Vault::open(cfg)?.limit_set(&target.target()?, rate, budget, on_exhaust == "ask")?;
             out.show(&info, false, || {
                 let what = [
                     info.rate.as_ref().map(|r| format!("rate {r}")),
@@ -88,10 +92,11 @@ pub fn run(cfg: &Config, out: Out, cmd: LimitCmd) -> Result<()> {
                             l.target.clone(),
                             l.rate.clone().unwrap_or_else(|| "-".into()),
                             l.budget.clone().unwrap_or_else(|| "-".into()),
+                            l.on_exhaust.to_owned(),
                         ]
                     })
                     .collect();
-                render::table(&["TARGET", "RATE", "BUDGET"], &rows);
+                render::table(&["TARGET", "RATE", "BUDGET", "WHEN EXHAUSTED"], &rows);
             });
         }
         LimitCmd::Remove { target } => {

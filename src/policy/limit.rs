@@ -65,6 +65,8 @@ pub enum Exceeded {
 pub struct Limiter {
     pub rate: Option<Per>,
     pub budget: Option<Per>,
+    /// An exhausted budget holds the request for a person instead of refusing it.
+    pub ask: bool,
     /// GCRA theoretical arrival time, in ms.
     tat_ms: AtomicU64,
     window_start_ms: AtomicU64,
@@ -73,12 +75,25 @@ pub struct Limiter {
 
 impl Limiter {
     pub fn new(rate: Option<Per>, budget: Option<Per>) -> Limiter {
-        Limiter { rate, budget, tat_ms: AtomicU64::new(0), window_start_ms: AtomicU64::new(0), used: AtomicU64::new(0) }
+        Limiter {
+            rate,
+            budget,
+            ask: false,
+            tat_ms: AtomicU64::new(0),
+            window_start_ms: AtomicU64::new(0),
+            used: AtomicU64::new(0),
+        }
+    }
+
+    /// An exhausted budget asks a person (held request) instead of refusing.
+    pub fn asking(mut self, ask: bool) -> Limiter {
+        self.ask = ask;
+        self
     }
 
     /// Same spec: the state can be carried into a new snapshot.
     pub fn same_spec(&self, other: &Limiter) -> bool {
-        self.rate == other.rate && self.budget == other.budget
+        self.rate == other.rate && self.budget == other.budget && self.ask == other.ask
     }
 
     /// Admits one request at `now_ms`, or says how long to wait.

@@ -236,15 +236,17 @@ pub fn prepare(
     }
 
     // 2a'. Rate limits and budgets of the agent, the capability and the credential.
-    if let Err(refusal) =
-        snapshot.check_limits(&caller.agent, &capability, &pick.credential_label(), crate::time::now_ms())
-    {
-        return Err(deny(event, refusal));
-    }
+    let over_budget_ask =
+        match snapshot.check_limits(&caller.agent, &capability, &pick.credential_label(), crate::time::now_ms()) {
+            Ok(ask) => ask,
+            Err(refusal) => return Err(deny(event, refusal)),
+        };
 
     // 2c (decided in `serve`): a capability that requires approval holds the request, unless an
     // earlier "allow for N minutes" covers this agent.
-    let hold = (rule.approval && !snapshot.allowance(&caller.agent, &capability, crate::time::now_ms())).then(|| {
+    // An exhausted budget with `--on-exhaust ask` escalates the same way.
+    let needs_person = rule.approval || over_budget_ask;
+    let hold = (needs_person && !snapshot.allowance(&caller.agent, &capability, crate::time::now_ms())).then(|| {
         super::approval::Hold {
             agent: caller.agent.clone(),
             capability: capability.clone(),

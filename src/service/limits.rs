@@ -39,6 +39,8 @@ pub struct LimitInfo {
     pub rate: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub budget: Option<String>,
+    /// `refuse` (429 budget_exhausted) or `ask` (held for a person).
+    pub on_exhaust: &'static str,
 }
 
 fn info(row: &LimitRow) -> LimitInfo {
@@ -46,14 +48,24 @@ fn info(row: &LimitRow) -> LimitInfo {
         target: row.target.clone(),
         rate: row.rate.map(|r| r.to_string()),
         budget: row.budget.map(|b| b.to_string()),
+        on_exhaust: if row.ask { "ask" } else { "refuse" },
     }
 }
 
 impl Vault {
     /// Sets (or replaces) the limit on `target`.
-    pub fn limit_set(&self, target: &LimitTarget, rate: Option<Per>, budget: Option<Per>) -> Result<LimitInfo> {
+    pub fn limit_set(
+        &self,
+        target: &LimitTarget,
+        rate: Option<Per>,
+        budget: Option<Per>,
+        ask: bool,
+    ) -> Result<LimitInfo> {
         if rate.is_none() && budget.is_none() {
             return Err(Error::invalid("pass --rate N/PERIOD and/or --budget N/PERIOD"));
+        }
+        if ask && budget.is_none() {
+            return Err(Error::invalid("--on-exhaust ask applies to a --budget"));
         }
         self.store.write(|tx| {
             let exists = match target {
@@ -72,7 +84,7 @@ impl Vault {
                     "see `aivault capability list`, `credential list`, `agent list`",
                 ));
             }
-            let row = LimitRow { target: target.key(), rate, budget, created_ms: now_ms() };
+            let row = LimitRow { target: target.key(), rate, budget, ask, created_ms: now_ms() };
             tx.put(&row.target, &row)?;
             let what = [rate.map(|r| format!("rate {r}")), budget.map(|b| format!("budget {b}"))];
             let detail = what.into_iter().flatten().collect::<Vec<_>>().join(", ");

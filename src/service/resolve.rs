@@ -216,7 +216,7 @@ impl Snapshot {
                 for l in tx.list::<crate::store::LimitRow>()? {
                     let Some((kind, id)) = l.target.split_once(':') else { continue };
                     if let Some(i) = LIMIT_KINDS.iter().position(|k| *k == kind) {
-                        limiters[i].insert(id.to_owned(), Arc::new(Limiter::new(l.rate, l.budget)));
+                        limiters[i].insert(id.to_owned(), Arc::new(Limiter::new(l.rate, l.budget).asking(l.ask)));
                     }
                 }
                 let mut approvals = HashMap::new();
@@ -266,7 +266,9 @@ impl Snapshot {
     }
 
     /// Checks the limits on the agent, the capability and the credential serving a request.
-    pub fn check_limits(&self, agent: &str, capability: &str, credential: &str, now_ms: u64) -> Result<(), Refusal> {
+    /// `Ok(true)`: an exhausted budget that asks a person (the request is held).
+    pub fn check_limits(&self, agent: &str, capability: &str, credential: &str, now_ms: u64) -> Result<bool, Refusal> {
+        let mut ask = false;
         for (i, id) in [agent, capability, credential].into_iter().enumerate() {
             let Some(limiter) = self.limiters[i].get(id) else { continue };
             let key = format_args!("{} {id}", LIMIT_KINDS[i]);
@@ -276,6 +278,7 @@ impl Snapshot {
                     let why = format!("{key} allows {}", limiter.rate.map(|r| r.to_string()).unwrap_or_default());
                     return Err(Refusal::new(ErrorCode::RateLimited, why).retry_after(retry_after_secs));
                 }
+                Err(Exceeded::Budget { .. }) if limiter.ask => ask = true,
                 Err(Exceeded::Budget { retry_after_secs }) => {
                     let why = format!(
                         "{key} has used its budget of {}",
@@ -285,7 +288,7 @@ impl Snapshot {
                 }
             }
         }
-        Ok(())
+        Ok(ask)
     }
 
     /// The decision on a held request, once a person made it.

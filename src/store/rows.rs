@@ -114,6 +114,9 @@ pub struct LimitRow {
     pub rate: Option<crate::policy::limit::Per>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub budget: Option<crate::policy::limit::Per>,
+    /// An exhausted budget holds requests for a person instead of refusing them.
+    #[serde(default)]
+    pub ask: bool,
     pub created_ms: u64,
 }
 

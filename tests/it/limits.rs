@@ -82,3 +82,36 @@ fn a_budget_is_exhausted_until_its_window_ends_and_survives_reloads() {
     let (code, err) = v.fails(&["limit", "set", "--capability", "nope/none", "--rate", "1/s"]);
     assert_eq!(code, 3, "{err}");
 }
+
+/// `--on-exhaust ask`: past the budget, requests are held for a person instead of refused.
+#[test]
+fn an_exhausted_budget_can_ask_a_person_instead_of_refusing() {
+    let up = FakeUpstream::start();
+    let v = TestVault::new();
+    v.ok(&["secrets", "create", "--name", "OPENAI_API_KEY", "--value", "sk-real-ask"]);
+    let token = v.agent("asker", &[]);
+    v.ok(&["limit", "set", "--agent", "asker", "--budget", "1/day", "--on-exhaust", "ask"]);
+    assert_eq!(v.json(&["limit", "list"])[0]["on_exhaust"], "ask");
+    let args = proxy_args(&up, &["api.openai.com"]);
+    let p = v.proxy(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    let ca = v.ca_path();
+    let url = "https://api.openai.com/v1/models";
+    assert_eq!(curl(&p.url(&token), &ca, &["-f", url]).0, 0, "within the budget");
+    let mut held = std::process::Command::new("curl");
+    held.args(["-sS", "--max-time", "30", "--proxy", &p.url(&token), "--cacert", &ca, url])
+        .env_remove("HTTPS_PROXY")
+        .stdout(std::process::Stdio::piped());
+    let child = held.spawn().unwrap();
+    let mut id = String::new();
+    crate::support::eventually("the over-budget request to be held", || {
+        let list = v.json(&["approval", "list"]);
+        list.as_array().and_then(|a| a.first()).map(|a| id = a["id"].as_str().unwrap().to_owned()).is_some()
+    });
+    assert_eq!(up.requests().len(), 1, "the held request has not gone out");
+    v.ok(&["approval", "allow", &id]);
+    let out = child.wait_with_output().unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).contains("\"ok\":true"));
+    assert_eq!(up.requests().len(), 2);
+    let (code, err) = v.fails(&["limit", "set", "--agent", "asker", "--rate", "1/s", "--on-exhaust", "ask"]);
+    assert_eq!(code, 2, "{err}");
+}
