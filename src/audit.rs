@@ -87,10 +87,15 @@ pub const AGGREGATE_AFTER: u64 = 20;
 /// The aggregation window.
 pub const AGGREGATE_WINDOW_MS: u64 = 1000;
 
+/// Whether an event kind is a security event: everything but a proxied request (`proxy.*`).
+pub fn is_security_kind(kind: &str) -> bool {
+    !kind.starts_with("proxy.")
+}
+
 impl AuditEvent {
     /// Whether this event is a security event (a change to the vault), not a proxied request.
     pub fn is_security(&self) -> bool {
-        !self.kind.starts_with("proxy.")
+        is_security_kind(&self.kind)
     }
 
     /// A proxy refusal (the outcome is an aivault error code).

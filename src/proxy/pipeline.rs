@@ -157,7 +157,7 @@ pub async fn serve(
 }
 
 /// Audits a refusal and hands it back.
-fn refused(audit: &AuditSink, event: AuditEvent, started: Instant, refusal: Refusal) -> Refusal {
+pub(crate) fn refused(audit: &AuditSink, event: AuditEvent, started: Instant, refusal: Refusal) -> Refusal {
     finish(audit, event, started, Some(refusal.status()), refusal.code.as_str(), 0, 0);
     refusal
 }
@@ -236,24 +236,22 @@ pub fn prepare(
     }
 
     // 2a'. Rate limits and budgets of the agent, the capability and the credential.
-    let over_budget_ask =
-        match snapshot.check_limits(&caller.agent, &capability, &pick.credential_label(), crate::time::now_ms()) {
-            Ok(ask) => ask,
-            Err(refusal) => return Err(deny(event, refusal)),
-        };
+    let now = crate::time::now_ms();
+    let over_budget_ask = match snapshot.check_limits(&caller.agent, &capability, &pick.credential_label(), now) {
+        Ok(ask) => ask,
+        Err(refusal) => return Err(deny(event, refusal)),
+    };
 
     // 2c (decided in `serve`): a capability that requires approval holds the request, unless an
     // earlier "allow for N minutes" covers this agent.
     // An exhausted budget with `--on-exhaust ask` escalates the same way.
     let needs_person = rule.approval || over_budget_ask;
-    let hold = (needs_person && !snapshot.allowance(&caller.agent, &capability, crate::time::now_ms())).then(|| {
-        super::approval::Hold {
-            agent: caller.agent.clone(),
-            capability: capability.clone(),
-            method: method.clone(),
-            host: dest.host.clone(),
-            path: match_path.clone(),
-        }
+    let hold = (needs_person && !snapshot.allowance(&caller.agent, &capability, now)).then(|| super::approval::Hold {
+        agent: caller.agent.clone(),
+        capability: capability.clone(),
+        method: method.clone(),
+        host: dest.host.clone(),
+        path: match_path.clone(),
     });
 
     // 2b. Open the chosen credential's sealed secrets.

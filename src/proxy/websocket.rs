@@ -48,9 +48,7 @@ pub async fn handle(
     let mut event = prepared.event;
     event.kind = "proxy.websocket".into();
     let fail = |event, code: ErrorCode, msg: &str| {
-        let refusal = Refusal::new(code, msg);
-        pipeline::finish(&state.shared.audit, event, prepared.started, Some(refusal.status()), code.as_str(), 0, 0);
-        respond::refusal(&refusal)
+        respond::refusal(&pipeline::refused(&state.shared.audit, event, prepared.started, Refusal::new(code, msg)))
     };
     let tcp = match state.shared.upstream.connect_tcp(&dest.host, dest.port).await {
         Ok(t) => t,

@@ -78,14 +78,10 @@ impl Vault {
         let line = super::resolve::RequestLine { host: &host, port, method: &method, path: &path };
         match snapshot.select(&line, &ctx, &grants, Some(&mut considered)) {
             Ok(sel) => {
-                let keys = [
-                    format!("agent:{}", out.agent.as_deref().unwrap_or("")),
-                    format!("capability:{}", sel.rule.id),
-                    format!("credential:{}", sel.pick.credential_label()),
-                ];
-                out.limits = snapshot.limits_for(&keys);
+                let credential = sel.pick.credential_label();
+                out.limits = snapshot.limits_for(out.agent.as_deref().unwrap_or(""), &sel.rule.id, &credential);
                 out.capability = Some(sel.rule.id.clone());
-                out.credential = Some(sel.pick.credential_label());
+                out.credential = Some(credential.into_owned());
                 out.level = Some(sel.pick.level().to_string());
                 if let Some(auth) = snapshot.auth_of(&sel.pick) {
                     out.strategy = Some(auth.kind().to_owned());

@@ -12,7 +12,7 @@ use crate::auth::{AuthConfig, Material};
 use crate::crypto::{self, MasterKey};
 use crate::error::{Error, Result};
 use crate::policy::limit::{Exceeded, Limiter};
-use crate::policy::{Decision, Denial, HostPattern, Policy, Rule};
+use crate::policy::{Denial, HostPattern, Policy, Rule};
 use crate::refusal::{ErrorCode, Refusal};
 use crate::registry::Registry;
 use crate::scope::{self, BindingCandidate, Context, CredentialCandidate, Level, Resolved};
@@ -85,11 +85,12 @@ impl Pick {
         }
     }
 
-    /// The credential id (or `binding:<capability>@<origin>`), never a value.
-    pub fn credential_label(&self) -> String {
+    /// The credential id (or `binding:<capability>@<origin>`), never a value. Borrowed for a
+    /// credential, so the per-request limit check allocates nothing.
+    pub fn credential_label(&self) -> std::borrow::Cow<'_, str> {
         match self {
-            Pick::Credential { id, .. } => id.clone(),
-            Pick::Binding { capability, origin, .. } => format!("binding:{capability}@{origin}"),
+            Pick::Credential { id, .. } => std::borrow::Cow::Borrowed(id),
+            Pick::Binding { capability, origin, .. } => format!("binding:{capability}@{origin}").into(),
         }
     }
 }
@@ -319,15 +320,18 @@ impl Snapshot {
         }
     }
 
-    /// The limits on these targets (for `explain`; the counters live in each running proxy).
-    pub fn limits_for(&self, keys: &[String]) -> Vec<String> {
-        keys.iter()
-            .filter_map(|k| {
-                let (kind, id) = k.split_once(':')?;
-                let l = self.limiters[LIMIT_KINDS.iter().position(|x| *x == kind)?].get(id)?;
+    /// The limits on the same targets `check_limits` checks (for `explain`; the counters live in
+    /// each running proxy).
+    pub fn limits_for(&self, agent: &str, capability: &str, credential: &str) -> Vec<String> {
+        [agent, capability, credential]
+            .into_iter()
+            .enumerate()
+            .filter_map(|(i, id)| {
+                let l = self.limiters[i].get(id)?;
                 let rate = l.rate.map(|r| format!("rate {r}"));
                 let budget = l.budget.map(|b| format!("budget {b}"));
-                Some(format!("{k}: {}", [rate, budget].into_iter().flatten().collect::<Vec<_>>().join("; ")))
+                let what = [rate, budget].into_iter().flatten().collect::<Vec<_>>().join("; ");
+                Some(format!("{}:{id}: {what}", LIMIT_KINDS[i]))
             })
             .collect()
     }
@@ -559,9 +563,9 @@ impl Snapshot {
         method: &str,
         path: &'a str,
     ) -> Result<Vec<(&'a Rule, &'a str, &'a str)>, Refusal> {
-        let mut found: Vec<(&Rule, &str, &str)> = match self.policy.matches(host, port, method, path) {
-            Ok(m) => m.into_iter().map(|(r, p)| (r, p, path)).collect(),
-            Err(Denial::CapabilityDenied { .. }) if !self.path_auth.is_empty() => Vec::new(),
+        let (mut found, denial): (Vec<(&Rule, &str, &str)>, _) = match self.policy.matches(host, port, method, path) {
+            Ok(m) => (m.into_iter().map(|(r, p)| (r, p, path)).collect(), None),
+            Err(d @ Denial::CapabilityDenied { .. }) if !self.path_auth.is_empty() => (Vec::new(), Some(d)),
             Err(d) => return Err(d.refusal()),
         };
         for (provider, auth) in &self.path_auth {
@@ -571,31 +575,12 @@ impl Snapshot {
             }
         }
         if found.is_empty() {
-            return Err(self.policy.matches(host, port, method, path).err().map_or_else(
+            return Err(denial.map_or_else(
                 || Refusal::new(ErrorCode::CapabilityDenied, format!("no capability allows {method} {path}")),
                 |d| d.refusal(),
             ));
         }
         Ok(found)
-    }
-
-    /// Matches a request against every capability (the proxy's step 1). Returns the decision
-    /// and the path it was made on: for path-auth providers the agent's placeholder segment
-    /// (`/bot<placeholder>/sendMessage`) is not part of the capability path.
-    pub fn decide<'a>(&'a self, host: &str, port: u16, method: &str, path: &'a str) -> (Decision<'a>, &'a str) {
-        let first = self.policy.decide(host, port, method, path);
-        if !matches!(first, Decision::Deny(Denial::CapabilityDenied { .. })) || self.path_auth.is_empty() {
-            return (first, path);
-        }
-        for (provider, auth) in &self.path_auth {
-            let Some(stripped) = crate::auth::inject::strip_path_placeholder(auth, path) else { continue };
-            if let Decision::Allow { rule, prefix } = self.policy.decide(host, port, method, stripped) {
-                if &rule.provider == provider {
-                    return (Decision::Allow { rule, prefix }, stripped);
-                }
-            }
-        }
-        (first, path)
     }
 
     /// Checks a named capability for `invoke`: method and path inside its allow-list.

@@ -110,7 +110,7 @@ fn is_security_record(bytes: &[u8]) -> bool {
     struct Kind {
         kind: String,
     }
-    serde_json::from_slice::<Kind>(bytes).map(|k| !k.kind.starts_with("proxy.")).unwrap_or(true)
+    serde_json::from_slice::<Kind>(bytes).map(|k| crate::audit::is_security_kind(&k.kind)).unwrap_or(true)
 }
 
 /// An open store. Drop it promptly: holding it blocks other aivault processes.
