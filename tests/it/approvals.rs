@@ -15,6 +15,25 @@ fn held_request(v: &crate::support::TestVault, p: &crate::support::ProxyProc, to
     c.spawn().unwrap()
 }
 
+/// `my-api/held`: GET /v1/held on the setup() credential, every request held for approval.
+fn held_capability(v: &crate::support::TestVault) {
+    v.ok(&[
+        "capability",
+        "create",
+        "my-api/held",
+        "--provider",
+        "my-api",
+        "--credential",
+        "my-api",
+        "--method",
+        "GET",
+        "--path",
+        "/v1/held",
+        "--approval",
+        "required",
+    ]);
+}
+
 fn pending_id(v: &crate::support::TestVault) -> String {
     let mut id = String::new();
     eventually("the request to be held", || {
@@ -33,21 +52,7 @@ fn pending_id(v: &crate::support::TestVault) -> String {
 #[test]
 fn a_held_request_is_allowed_from_the_cli_while_curl_waits() {
     let (v, up, token) = setup();
-    v.ok(&[
-        "capability",
-        "create",
-        "my-api/held",
-        "--provider",
-        "my-api",
-        "--credential",
-        "my-api",
-        "--method",
-        "GET",
-        "--path",
-        "/v1/held",
-        "--approval",
-        "required",
-    ]);
+    held_capability(&v);
     let args = proxy_args(&up, &["api.example.com"]);
     let p = v.proxy(&args.iter().map(String::as_str).collect::<Vec<_>>());
     let ca = v.ca_path();
@@ -97,21 +102,7 @@ fn a_held_request_is_allowed_from_the_cli_while_curl_waits() {
 #[test]
 fn a_held_request_times_out() {
     let (v, up, token) = setup();
-    v.ok(&[
-        "capability",
-        "create",
-        "my-api/held",
-        "--provider",
-        "my-api",
-        "--credential",
-        "my-api",
-        "--method",
-        "GET",
-        "--path",
-        "/v1/held",
-        "--approval",
-        "required",
-    ]);
+    held_capability(&v);
     let mut args = proxy_args(&up, &["api.example.com"]);
     args.extend(["--approval-timeout".into(), "1".into()]);
     let p = v.proxy(&args.iter().map(String::as_str).collect::<Vec<_>>());
