@@ -31,6 +31,10 @@ pub enum ErrorCode {
     UnsupportedEncoding,
     TooManyConnections,
     NotFound,
+    /// A proposal body an agent sent is malformed (the `field` extra names where).
+    InvalidProposal,
+    /// An agent has too many pending proposals, or raises them too fast.
+    TooManyProposals,
     /// A registry-pinned secret used outside its provider (CLI).
     PinnedProvider,
     /// `invoke` got a non-success status from the upstream (CLI).
@@ -88,13 +92,17 @@ const TABLE: &[(ErrorCode, &str, u16, CodeClass, &str)] = &[
     (C::TooManyConnections, "too_many_connections", 429, Denied,
      "this agent has too many open connections (--max-agent-connections)"),
     (C::NotFound, "not_found", 404, Usage, "unknown aivault endpoint"),
+    (C::InvalidProposal, "invalid_proposal", 400, Usage,
+     "fix the field named in `field` and send the proposal again (see README, \"Let the agent ask\")"),
+    (C::TooManyProposals, "too_many_proposals", 429, Denied,
+     "wait for a person to decide the pending proposals (`aivault proposal list`), then ask again"),
     (C::PinnedProvider, "pinned_provider", 403, Denied, "registry secrets serve only their own provider"),
     (C::UpstreamStatus, "upstream_status", 502, Upstream, "the upstream answered with an error status"),
     (C::InternalError, "internal_error", 500, Internal, "a bug in aivault; please report it"),
 ];
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 24] = [
+    pub const ALL: [ErrorCode; 26] = [
         C::ProxyAuthRequired,
         C::HostNotAllowed,
         C::CapabilityDenied,
@@ -116,6 +124,8 @@ impl ErrorCode {
         C::UnsupportedEncoding,
         C::TooManyConnections,
         C::NotFound,
+        C::InvalidProposal,
+        C::TooManyProposals,
         C::PinnedProvider,
         C::UpstreamStatus,
         C::InternalError,

@@ -169,6 +169,15 @@ impl Context {
     pub fn global() -> Context {
         Context::default()
     }
+
+    /// The scope a caller in this context writes into: its group, else its workspace, else global.
+    pub fn own_scope(&self) -> Scope {
+        match (&self.workspace_id, &self.group_id) {
+            (Some(w), Some(g)) => Scope::Group { workspace_id: w.clone(), group_id: g.clone() },
+            (Some(w), None) => Scope::Workspace { workspace_id: w.clone() },
+            (None, _) => Scope::Global,
+        }
+    }
 }
 
 impl fmt::Display for Context {

@@ -7,6 +7,7 @@ mod credential;
 mod limit;
 mod misc;
 mod oauth;
+mod proposal;
 mod proxy;
 pub mod render;
 mod secrets;
@@ -80,6 +81,11 @@ pub enum Command {
     /// Rate limits and request budgets on capabilities, credentials and agents.
     #[command(subcommand, alias = "limits")]
     Limit(limit::LimitCmd),
+    /// What agents asked for (credential slots, capabilities) and the decision on it.
+    #[command(subcommand, alias = "proposals")]
+    Proposal(proposal::ProposalCmd),
+    /// Serve the approval console alone (no proxy), for a person who only approves.
+    Console(proxy::ConsoleArgs),
     /// Show the decision the proxy would make for a request, without sending it (never a value).
     Explain(misc::ExplainArgs),
     /// Print shell completions.
@@ -118,6 +124,8 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Explain(args) => misc::explain(&cfg, out, &args),
         Command::Limit(cmd) => limit::run(&cfg, out, cmd),
         Command::Approval(cmd) => approval::run(&cfg, out, cmd),
+        Command::Proposal(cmd) => proposal::run(&cfg, out, cmd),
+        Command::Console(args) => proxy::console(&cfg, args),
     }
 }
 

@@ -97,8 +97,61 @@ pub struct ServeArgs {
     /// Address to listen on (use 127.0.0.1:0 for a free port).
     #[arg(long, default_value = "127.0.0.1:8787")]
     pub listen: SocketAddr,
+    /// Where the approval console listens (default 127.0.0.1:8788; `off` disables it; a
+    /// non-loopback address is served only when named here).
+    #[arg(long, value_name = "ADDR:PORT|off")]
+    pub console_listen: Option<String>,
     #[command(flatten)]
     pub proxy: ProxyArgs,
+}
+
+/// `aivault console`
+#[derive(Args, Debug)]
+pub struct ConsoleArgs {
+    /// Address to listen on (default 127.0.0.1:8788; a non-loopback address is served only when named here).
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub listen: Option<SocketAddr>,
+    #[command(flatten)]
+    pub upstream: UpstreamArgs,
+}
+
+/// The console's default address.
+const CONSOLE_DEFAULT: &str = "127.0.0.1:8788";
+
+fn console_bind(arg: Option<&str>) -> Result<Option<crate::console::Bind>> {
+    match arg {
+        Some("off") => Ok(None),
+        Some(a) => {
+            let addr =
+                a.parse().map_err(|_| Error::invalid(format!("--console-listen '{a}' must be ADDR:PORT or off")))?;
+            Ok(Some(crate::console::Bind { addr, explicit: true }))
+        }
+        None => Ok(Some(crate::console::Bind {
+            addr: CONSOLE_DEFAULT.parse().map_err(|_| Error::invalid("bad default console address"))?,
+            explicit: false,
+        })),
+    }
+}
+
+/// `aivault console`: the approval pages alone, without a proxy.
+pub fn console(cfg: &Config, args: ConsoleArgs) -> Result<()> {
+    init_logging();
+    let bind = match args.listen {
+        Some(addr) => crate::console::Bind { addr, explicit: true },
+        None => console_bind(None)?.ok_or_else(|| Error::invalid("no console address"))?,
+    };
+    let upstream = crate::proxy::upstream::Upstream::new(args.upstream.resolve()?)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::Io(format!("cannot start the async runtime: {e}")))?;
+    runtime.block_on(async {
+        crate::service::Vault::open(cfg)?;
+        let console = crate::console::Console::bind(cfg, bind, upstream).await?;
+        render::line(&format!("aivault console on {}", console.url()));
+        console.run(shutdown_signal()).await;
+        Ok(())
+    })
 }
 
 /// `aivault run`
@@ -129,9 +182,27 @@ pub fn serve(cfg: &Config, args: ServeArgs) -> Result<()> {
         .enable_all()
         .build()
         .map_err(|e| Error::Io(format!("cannot start the async runtime: {e}")))?;
+    let console_at = console_bind(args.console_listen.as_deref())?;
     runtime.block_on(async {
         let proxy = Proxy::bind(cfg, opts).await?;
         let addr = proxy.local_addr()?;
+        let (stop_console, console_stopped) = tokio::sync::watch::channel(false);
+        let mut console_task = None;
+        if let Some(bind) = console_at {
+            match crate::console::Console::bind(cfg, bind, proxy.state().shared.upstream.clone()).await {
+                Ok(console) => {
+                    let _ = proxy.state().console.set(console.url().to_owned());
+                    render::line(&format!("aivault console on {}", console.url()));
+                    let mut stopped = console_stopped.clone();
+                    console_task = Some(tokio::spawn(console.run(async move {
+                        let _ = stopped.wait_for(|s| *s).await;
+                    })));
+                }
+                // The default address may be taken (another proxy's console): carry on without it.
+                Err(e) if !bind.explicit => render::eprint_line(&format!("warning: console not started: {e}")),
+                Err(e) => return Err(e),
+            }
+        }
         let file = crate::run::proxy_file(&cfg.home);
         let doc = serde_json::json!({
             "listen": addr.to_string(),
@@ -141,6 +212,10 @@ pub fn serve(cfg: &Config, args: ServeArgs) -> Result<()> {
         let _ = std::fs::write(&file, doc.to_string());
         render::line(&format!("aivault proxy listening on {addr}"));
         let result = proxy.run(shutdown_signal()).await;
+        let _ = stop_console.send(true);
+        if let Some(task) = console_task {
+            let _ = task.await;
+        }
         if std::fs::read_to_string(&file).ok().is_some_and(|t| t.contains(&format!("\"pid\":{}", std::process::id()))) {
             let _ = std::fs::remove_file(&file);
         }

@@ -22,6 +22,14 @@ pub enum SecretsCmd {
         /// Full JSON detail.
         #[arg(short, long)]
         verbose: bool,
+        /// Also print every value (operator only; each reveal is audited).
+        #[arg(long)]
+        reveal: bool,
+    },
+    /// Print one secret's value (operator only; audited). Agents can never reach this.
+    Reveal {
+        #[arg(long)]
+        id: String,
     },
     /// Create an encrypted secret. A name a registry provider claims pins the secret and provisions its credential.
     Create {
@@ -126,7 +134,42 @@ pub struct GroupArgs {
 
 pub fn run(cfg: &Config, out: Out, cmd: SecretsCmd) -> Result<()> {
     match cmd {
-        SecretsCmd::List { scope, verbose } => {
+        SecretsCmd::Reveal { id } => {
+            let (info, value) = Vault::open(cfg)?.secret_reveal(&id)?;
+            let text = String::from_utf8_lossy(value.expose()).into_owned();
+            let text = zeroize::Zeroizing::new(text);
+            let doc = serde_json::json!({ "id": info.id, "name": info.name, "value": text.as_str() });
+            out.show(&doc, false, || render::line(&text));
+        }
+        SecretsCmd::List { scope, verbose: _, reveal: true } => {
+            let filter = SecretFilter { scope: scope.filter()? };
+            let vault = Vault::open(cfg)?;
+            let mut docs = Vec::new();
+            for s in vault.secrets_list(&filter)? {
+                let (_, value) = vault.secret_reveal(&s.id)?;
+                let text = zeroize::Zeroizing::new(String::from_utf8_lossy(value.expose()).into_owned());
+                docs.push((s, text));
+            }
+            let json: Vec<serde_json::Value> = docs
+                .iter()
+                .map(|(s, v)| serde_json::json!({ "id": s.id, "name": s.name, "scope": scope_text(s.scope, &s.workspace_id, &s.group_id), "value": v.as_str() }))
+                .collect();
+            out.show(&json, false, || {
+                let rows: Vec<Vec<String>> = docs
+                    .iter()
+                    .map(|(s, v)| {
+                        vec![
+                            s.name.clone(),
+                            s.id.clone(),
+                            scope_text(s.scope, &s.workspace_id, &s.group_id),
+                            v.to_string(),
+                        ]
+                    })
+                    .collect();
+                render::table(&["NAME", "ID", "SCOPE", "VALUE"], &rows);
+            });
+        }
+        SecretsCmd::List { scope, verbose, reveal: false } => {
             let filter = SecretFilter { scope: scope.filter()? };
             let list = Vault::open(cfg)?.secrets_list(&filter)?;
             out.show(&list, verbose, || {

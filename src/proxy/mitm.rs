@@ -133,6 +133,9 @@ async fn inner(
     if state.shared.snapshot.load().agent_by_hash(&agent.token_hash).is_none() {
         return respond::error(ErrorCode::ProxyAuthRequired, "the agent token was revoked");
     }
+    if dest.host == super::proposals::PROPOSAL_HOST {
+        return super::proposals::serve(state, agent, req).await;
+    }
     if websocket::is_upgrade(&req) {
         return websocket::handle(state, dest, agent, slot, req).await;
     }

@@ -5,6 +5,7 @@
 //! to inject a credential.
 
 pub mod agent_auth;
+pub mod agent_client;
 pub mod approval;
 pub mod audit_sink;
 pub mod body;
@@ -16,6 +17,7 @@ pub mod mitm;
 pub mod oauth;
 pub mod outer;
 pub mod pipeline;
+pub mod proposals;
 pub mod redact;
 pub mod respond;
 pub mod server;

@@ -102,7 +102,8 @@ async fn connect(state: Arc<ProxyState>, slot: Arc<Slot>, mut req: Request<Incom
         Ok(a) => a,
         Err(refusal) => return refuse(&state, None, &host, "CONNECT", &refusal),
     };
-    let known = state.shared.snapshot.load().policy.knows_host(&host, port);
+    let reserved = host == super::proposals::PROPOSAL_HOST && port == 443;
+    let known = reserved || state.shared.snapshot.load().policy.knows_host(&host, port);
     if !known {
         if state.opts.unmatched == Unmatched::Deny {
             let why = format!("no capability allows host {host}:{port}; the proxy runs with --unmatched deny");

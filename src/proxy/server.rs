@@ -98,9 +98,16 @@ pub struct ProxyState {
     pub active: AtomicUsize,
     pub shutdown: watch::Receiver<bool>,
     pub accounting: Arc<Accounting>,
+    /// The console this process serves (set once it listens), for approval links.
+    pub console: std::sync::OnceLock<String>,
 }
 
 impl ProxyState {
+    /// The console's base URL: this process's, else the one another aivault process announced.
+    pub fn console_url(&self) -> Option<String> {
+        self.console.get().cloned().or_else(|| crate::service::proxies::console_url(&self.config.home))
+    }
+
     pub fn ca(&self) -> Arc<Authority> {
         match self.ca.read() {
             Ok(g) => g.clone(),
@@ -175,6 +182,7 @@ impl Proxy {
             active: AtomicUsize::new(0),
             shutdown,
             accounting: Accounting::new(opts_pending, opts_per_agent),
+            console: std::sync::OnceLock::new(),
         });
         Ok(Proxy { listener, state, shutdown_tx, audit_task })
     }

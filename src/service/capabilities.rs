@@ -30,7 +30,12 @@ impl Vault {
         if self.registry.capability(&spec.id).is_some() {
             return Err(Error::Conflict(format!("{} is a registry capability; pick another id", spec.id)));
         }
-        self.store.write(|tx| {
+        self.store.write(|tx| self.capability_create_in_tx(tx, spec))
+    }
+
+    /// `capability_create` inside the caller's transaction (a proposal's approval).
+    pub(super) fn capability_create_in_tx(&self, tx: &mut WriteTx, spec: &CapabilitySpec) -> Result<CapabilityInfo> {
+        {
             if tx.get::<CapabilityRow>(&spec.id)?.is_some() {
                 return Err(Error::Conflict(format!("capability {} already exists; delete it first", spec.id)));
             }
@@ -100,7 +105,7 @@ impl Vault {
             record(tx, AuditEvent::new("capability.create").capability(&row.id))?;
             let creds = tx.list::<CredentialRow>()?;
             Ok(custom_info(&row, &creds))
-        })
+        }
     }
 
     /// Every capability: registry ones and custom ones, with ready/available status.

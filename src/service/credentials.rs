@@ -164,8 +164,18 @@ impl Vault {
         if !spec.secret_ref.starts_with("name:") {
             parse_secret_ref(&spec.secret_ref)?;
         }
-        self.store.write(|tx| {
-            let secret_id = resolve_secret_ref(tx, &spec.secret_ref, &scope)?;
+        self.store.write(|tx| self.credential_create_in_tx(tx, spec, &scope))
+    }
+
+    /// `credential_create` inside the caller's transaction (a proposal's approval).
+    pub(super) fn credential_create_in_tx(
+        &self,
+        tx: &mut WriteTx,
+        spec: &CredentialSpec,
+        scope: &Scope,
+    ) -> Result<CredentialInfo> {
+        {
+            let secret_id = resolve_secret_ref(tx, &spec.secret_ref, scope)?;
             let secret_id = secret_id.as_str();
             if tx.get::<CredentialRow>(&spec.id)?.is_some() {
                 return Err(Error::Conflict(format!(
@@ -174,7 +184,7 @@ impl Vault {
                 )));
             }
             let secret = secret_by_id_w(tx, secret_id)?;
-            check_visible(&secret, &scope)?;
+            check_visible(&secret, scope)?;
             let (auth, hosts) = match self.registry.provider(&spec.provider) {
                 Some(provider) => registry_auth_and_hosts(provider, spec, &secret)?,
                 None => {
@@ -215,7 +225,7 @@ impl Vault {
                 auth,
                 hosts,
                 secrets: BTreeMap::from([("secret".to_owned(), secret.id.clone())]),
-                scope,
+                scope: scope.clone(),
                 origin: Origin::Manual,
                 created_ms: now_ms(),
             };
@@ -229,7 +239,7 @@ impl Vault {
                 )),
             )?;
             credential_info(tx, &row)
-        })
+        }
     }
 
     pub fn credentials_list(&self) -> Result<Vec<CredentialInfo>> {

@@ -13,6 +13,7 @@ pub mod explain;
 mod keys;
 pub mod limits;
 pub mod oauth;
+pub mod proposals;
 pub mod proxies;
 pub mod resolve;
 mod secrets;

@@ -81,6 +81,40 @@ pub fn wait_for(home: &Path, generation: u64, timeout: Duration) -> Vec<String> 
     }
 }
 
+/// What a running console says about itself (`<home>/console.json`), so proxies without a
+/// console of their own (the one `aivault run` embeds) can still hand out approval links.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+struct ConsoleAnnouncement {
+    pid: u32,
+    url: String,
+}
+
+/// Records that this process serves the console at `url`.
+pub fn announce_console(home: &Path, url: &str) -> Result<()> {
+    let a = ConsoleAnnouncement { pid: std::process::id(), url: url.to_owned() };
+    let text = serde_json::to_vec(&a).map_err(|e| Error::Io(e.to_string()))?;
+    super::keys::write_private(&home.join("console.json"), &text, false)
+}
+
+/// Removes this process's console announcement (only if it is still ours).
+pub fn withdraw_console(home: &Path) {
+    let path = home.join("console.json");
+    let ours = std::fs::read(&path)
+        .ok()
+        .and_then(|b| serde_json::from_slice::<ConsoleAnnouncement>(&b).ok())
+        .is_some_and(|a| a.pid == std::process::id());
+    if ours {
+        let _ = std::fs::remove_file(path);
+    }
+}
+
+/// The URL of a running console, if any.
+pub fn console_url(home: &Path) -> Option<String> {
+    let bytes = std::fs::read(home.join("console.json")).ok()?;
+    let a: ConsoleAnnouncement = serde_json::from_slice(&bytes).ok()?;
+    crate::sandbox::process_exists(a.pid).then_some(a.url)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -183,6 +183,16 @@ impl Vault {
         })
     }
 
+    /// A secret's value, for the operator (`secrets reveal`); every reveal is a security event.
+    pub fn secret_reveal(&self, id: &str) -> Result<(SecretInfo, SecretBytes)> {
+        self.store.write(|tx| {
+            let row = secret_by_id_w(tx, id)?;
+            let value = self.open_secret(&row)?;
+            record(tx, AuditEvent::new("secret.reveal").secret(&row.id).detail(row.name.clone()))?;
+            Ok((info(tx, &row)?, value))
+        })
+    }
+
     /// Replaces a secret's value with a fresh data key and a new version.
     pub fn secret_rotate(&self, id: &str, value: SecretBytes) -> Result<SecretInfo> {
         if value.is_empty() {
@@ -212,42 +222,7 @@ impl Vault {
 
     /// Deletes a secret and everything that depended on it. The name is free again afterwards.
     pub fn secret_delete(&self, id: &str) -> Result<SecretDeleted> {
-        self.store.write(|tx| {
-            let row = secret_by_id_w(tx, id)?;
-            tx.delete::<SecretRow>(&row.id)?;
-            for n in std::iter::once(&row.name).chain(&row.aliases) {
-                tx.delete_name(&keys::name(&row.scope, n))?;
-            }
-            let mut removed_credentials = Vec::new();
-            for cred in tx.list::<CredentialRow>()? {
-                if cred.secrets.values().any(|s| *s == row.id) {
-                    tx.delete::<CredentialRow>(&cred.id)?;
-                    removed_credentials.push(cred.id);
-                }
-            }
-            let mut removed_bindings = Vec::new();
-            for b in tx.list::<BindingRow>()? {
-                if b.secret_id == row.id {
-                    tx.delete::<BindingRow>(&keys::binding(&b.capability, &b.scope))?;
-                    removed_bindings.push(format!("{} ({})", b.capability, b.scope));
-                }
-            }
-            let mut removed_attachments = 0;
-            for a in tx.list::<AttachmentRow>()? {
-                if a.secret_id == row.id {
-                    tx.delete::<AttachmentRow>(&keys::attachment(&a.secret_id, &a.workspace_id, &a.group_id))?;
-                    removed_attachments += 1;
-                }
-            }
-            let detail = format!(
-                "{}; removed credentials [{}], bindings [{}]",
-                row.name,
-                removed_credentials.join(", "),
-                removed_bindings.join(", ")
-            );
-            record(tx, AuditEvent::new("secret.delete").secret(&row.id).detail(detail))?;
-            Ok(SecretDeleted { id: row.id, name: row.name, removed_credentials, removed_bindings, removed_attachments })
-        })
+        self.store.write(|tx| delete_in_tx(tx, id))
     }
 
     /// Attaches a secret to a group, so credentials reading it count at that group's level.
@@ -379,4 +354,42 @@ pub(super) fn info(tx: &WriteTx, row: &SecretRow) -> Result<SecretInfo> {
 
 fn info_r(tx: &ReadTx, row: &SecretRow) -> Result<SecretInfo, crate::store::StoreError> {
     Ok(build_info(row, attachments_of(tx.list::<AttachmentRow>()?, &row.id)))
+}
+
+/// `secret_delete` inside the caller's transaction (a proposal's approval).
+pub(super) fn delete_in_tx(tx: &mut WriteTx, id: &str) -> Result<SecretDeleted> {
+    let row = secret_by_id_w(tx, id)?;
+    tx.delete::<SecretRow>(&row.id)?;
+    for n in std::iter::once(&row.name).chain(&row.aliases) {
+        tx.delete_name(&keys::name(&row.scope, n))?;
+    }
+    let mut removed_credentials = Vec::new();
+    for cred in tx.list::<CredentialRow>()? {
+        if cred.secrets.values().any(|s| *s == row.id) {
+            tx.delete::<CredentialRow>(&cred.id)?;
+            removed_credentials.push(cred.id);
+        }
+    }
+    let mut removed_bindings = Vec::new();
+    for b in tx.list::<BindingRow>()? {
+        if b.secret_id == row.id {
+            tx.delete::<BindingRow>(&keys::binding(&b.capability, &b.scope))?;
+            removed_bindings.push(format!("{} ({})", b.capability, b.scope));
+        }
+    }
+    let mut removed_attachments = 0;
+    for a in tx.list::<AttachmentRow>()? {
+        if a.secret_id == row.id {
+            tx.delete::<AttachmentRow>(&keys::attachment(&a.secret_id, &a.workspace_id, &a.group_id))?;
+            removed_attachments += 1;
+        }
+    }
+    let detail = format!(
+        "{}; removed credentials [{}], bindings [{}]",
+        row.name,
+        removed_credentials.join(", "),
+        removed_bindings.join(", ")
+    );
+    record(tx, AuditEvent::new("secret.delete").secret(&row.id).detail(detail))?;
+    Ok(SecretDeleted { id: row.id, name: row.name, removed_credentials, removed_bindings, removed_attachments })
 }

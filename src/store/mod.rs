@@ -24,11 +24,12 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 pub use rows::{
-    AgentRow, ApprovalRow, AttachmentRow, BindingRow, CaRow, CapabilityRow, CredentialRow, LimitRow, Origin, SecretRow,
+    AgentRow, ApprovalRow, AttachmentRow, BindingRow, CaRow, CapabilityRow, CredentialRow, LimitRow, Origin,
+    ProposalRow, ReviewLinkRow, SecretRow,
 };
 
 /// The schema this binary writes. Older stores are migrated forward on open.
-pub const SCHEMA_VERSION: u32 = 4;
+pub const SCHEMA_VERSION: u32 = 5;
 
 type Tbl = TableDefinition<'static, &'static str, &'static [u8]>;
 
@@ -55,10 +56,21 @@ const CA: Tbl = TableDefinition::new("ca");
 const LIMITS: Tbl = TableDefinition::new("limits");
 /// Approval id → held request or standing allowance.
 const APPROVALS: Tbl = TableDefinition::new("approvals");
+/// Proposal id → proposal.
+const PROPOSALS: Tbl = TableDefinition::new("proposals");
+/// Review-link token hash → link.
+const REVIEW_LINKS: Tbl = TableDefinition::new("review_links");
 
 /// Ordered migrations: entry `i` moves a store from version `i` to `i + 1`.
 type Migration = fn(&redb::WriteTransaction) -> Result<(), redb::Error>;
-const MIGRATIONS: &[Migration] = &[migrate_0_to_1, migrate_1_to_2, migrate_2_to_3, migrate_3_to_4];
+const MIGRATIONS: &[Migration] = &[migrate_0_to_1, migrate_1_to_2, migrate_2_to_3, migrate_3_to_4, migrate_4_to_5];
+
+/// Proposals and their review links get their tables.
+fn migrate_4_to_5(tx: &redb::WriteTransaction) -> Result<(), redb::Error> {
+    tx.open_table(PROPOSALS)?;
+    tx.open_table(REVIEW_LINKS)?;
+    Ok(())
+}
 
 /// Held requests get their table.
 fn migrate_3_to_4(tx: &redb::WriteTransaction) -> Result<(), redb::Error> {
@@ -325,6 +337,14 @@ impl Record for ApprovalRow {
     const TABLE: Tbl = APPROVALS;
     const WHAT: &'static str = "approval";
 }
+impl Record for ProposalRow {
+    const TABLE: Tbl = PROPOSALS;
+    const WHAT: &'static str = "proposal";
+}
+impl Record for ReviewLinkRow {
+    const TABLE: Tbl = REVIEW_LINKS;
+    const WHAT: &'static str = "review link";
+}
 impl Record for LimitRow {
     const TABLE: Tbl = LIMITS;
     const WHAT: &'static str = "limit";
@@ -545,7 +565,7 @@ mod tests {
         {
             let s = Store::open(&path, Duration::from_secs(1)).unwrap();
             let v = s.read(|tx| tx.meta("schema_version")).unwrap();
-            assert_eq!(v.as_deref(), Some("4"));
+            assert_eq!(v.as_deref(), Some("5"));
         }
         use std::os::unix::fs::PermissionsExt;
         assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);

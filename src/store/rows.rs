@@ -142,6 +142,44 @@ pub struct ApprovalRow {
     pub reason: Option<String>,
 }
 
+/// An agent's request for credentials and capabilities, decided by a person.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ProposalRow {
+    pub id: String,
+    /// The proposing agent's name and the scope its slots land in.
+    pub agent: String,
+    pub context: Context,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    pub slots: Vec<crate::proposal::Slot>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub capabilities: Vec<crate::proposal::CapabilityAsk>,
+    /// Slot key → a value staged before approval (one the agent supplied, or OAuth tokens a
+    /// person connected or pasted on the page), sealed under the proposal's id and the key.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub staged: BTreeMap<String, Sealed>,
+    pub status: crate::proposal::Status,
+    pub created_ms: u64,
+    pub expires_ms: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decided_ms: Option<u64>,
+    /// `cli` or `console`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decided_via: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// A one-time link to a proposal's approval page; only the token's hash is kept.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ReviewLinkRow {
+    pub token_sha256: String,
+    pub proposal: String,
+    pub expires_ms: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub used_ms: Option<u64>,
+}
+
 /// The local certificate authority: certificate in PEM, private key sealed by the master key.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct CaRow {
