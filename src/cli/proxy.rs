@@ -97,8 +97,8 @@ pub struct ServeArgs {
     /// Address to listen on (use 127.0.0.1:0 for a free port).
     #[arg(long, default_value = "127.0.0.1:8787")]
     pub listen: SocketAddr,
-    /// Where the approval console listens (default 127.0.0.1:8788; `off` disables it; a
-    /// non-loopback address is served only when named here).
+    /// Where the approval console listens (default $AIVAULT_CONSOLE_LISTEN, else 127.0.0.1:8788;
+    /// `off` disables it; a non-loopback address is served only when named here).
     #[arg(long, value_name = "ADDR:PORT|off")]
     pub console_listen: Option<String>,
     #[command(flatten)]
@@ -108,7 +108,8 @@ pub struct ServeArgs {
 /// `aivault console`
 #[derive(Args, Debug)]
 pub struct ConsoleArgs {
-    /// Address to listen on (default 127.0.0.1:8788; a non-loopback address is served only when named here).
+    /// Address to listen on (default $AIVAULT_CONSOLE_LISTEN, else 127.0.0.1:8788; a non-loopback
+    /// address is served only when named here).
     #[arg(long, value_name = "ADDR:PORT")]
     pub listen: Option<SocketAddr>,
     #[command(flatten)]
@@ -126,10 +127,17 @@ fn console_bind(arg: Option<&str>) -> Result<Option<crate::console::Bind>> {
                 a.parse().map_err(|_| Error::invalid(format!("--console-listen '{a}' must be ADDR:PORT or off")))?;
             Ok(Some(crate::console::Bind { addr, explicit: true }))
         }
-        None => Ok(Some(crate::console::Bind {
-            addr: CONSOLE_DEFAULT.parse().map_err(|_| Error::invalid("bad default console address"))?,
-            explicit: false,
-        })),
+        // From the environment or the default: never a non-loopback address (Console::bind checks).
+        None => {
+            let text = std::env::var("AIVAULT_CONSOLE_LISTEN").unwrap_or_else(|_| CONSOLE_DEFAULT.to_owned());
+            if text == "off" {
+                return Ok(None);
+            }
+            let addr = text
+                .parse()
+                .map_err(|_| Error::invalid(format!("AIVAULT_CONSOLE_LISTEN '{text}' must be ADDR:PORT or off")))?;
+            Ok(Some(crate::console::Bind { addr, explicit: false }))
+        }
     }
 }
 
@@ -138,7 +146,7 @@ pub fn console(cfg: &Config, args: ConsoleArgs) -> Result<()> {
     init_logging();
     let bind = match args.listen {
         Some(addr) => crate::console::Bind { addr, explicit: true },
-        None => console_bind(None)?.ok_or_else(|| Error::invalid("no console address"))?,
+        None => console_bind(None)?.ok_or_else(|| Error::invalid("AIVAULT_CONSOLE_LISTEN is off: nothing to serve"))?,
     };
     let upstream = crate::proxy::upstream::Upstream::new(args.upstream.resolve()?)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()

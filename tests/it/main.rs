@@ -19,6 +19,7 @@ mod hardening_requests;
 mod invoke;
 mod limits;
 mod oauth;
+mod proposals;
 mod proxy_bad_input;
 mod proxy_clients;
 mod proxy_curl;

@@ -64,9 +64,8 @@ const OWNED: &[(&str, &str)] = &[
 ];
 
 /// Ownership exceptions that exist today: (module, crate, why). Tracked in issue 9.
-const OWNED_EXCEPTIONS: &[(&str, &str, &str)] = &[
-    ("auth", "ring", "SigV4's HMAC-SHA256 and PKCE's SHA-256 call ring directly"),
-];
+const OWNED_EXCEPTIONS: &[(&str, &str, &str)] =
+    &[("auth", "ring", "SigV4's HMAC-SHA256 and PKCE's SHA-256 call ring directly")];
 
 /// Fields whose name reads like a secret but hold something else: (file, field, what it holds).
 const FIELD_EXCEPTIONS: &[(&str, &str, &str)] =

@@ -138,31 +138,51 @@ pub struct ProxyProc {
     pub child: std::process::Child,
     pub addr: std::net::SocketAddr,
     pub stderr_path: PathBuf,
+    /// The console's base URL, when it serves one.
+    pub console: Option<String>,
 }
 
 impl TestVault {
-    /// Starts `aivault proxy --listen 127.0.0.1:0 <extra>` and waits for its listening line.
+    /// Starts `aivault proxy --listen 127.0.0.1:0 <extra>` (its console on a free port unless
+    /// `extra` says otherwise) and waits for its listening line.
     pub fn proxy(&self, extra: &[&str]) -> ProxyProc {
         use std::io::BufRead as _;
         let stderr_path = self.dir.path().join(format!("proxy-{}.stderr", std::process::id()));
         let stderr = std::fs::File::create(&stderr_path).expect("stderr file");
         let mut cmd = self.std_cmd();
-        cmd.args(["proxy", "--listen", "127.0.0.1:0"]).args(extra);
+        cmd.args(["proxy", "--listen", "127.0.0.1:0"]);
+        if !extra.contains(&"--console-listen") {
+            cmd.args(["--console-listen", "127.0.0.1:0"]);
+        }
+        cmd.args(extra);
         cmd.env("AIVAULT_LOG", "info");
         let mut child = cmd.stdout(std::process::Stdio::piped()).stderr(stderr).spawn().expect("spawn proxy");
         let stdout = child.stdout.take().expect("stdout");
-        let mut line = String::new();
-        std::io::BufReader::new(stdout).read_line(&mut line).expect("read listening line");
-        let addr = line
-            .split("listening on ")
-            .nth(1)
-            .unwrap_or_else(|| {
-                panic!("no listening line: {line:?} {}", std::fs::read_to_string(&stderr_path).unwrap_or_default())
-            })
-            .trim()
-            .parse()
-            .expect("listening address");
-        ProxyProc { child, addr, stderr_path }
+        let mut reader = std::io::BufReader::new(stdout);
+        let mut console = None;
+        let addr = loop {
+            let mut line = String::new();
+            let n = reader.read_line(&mut line).expect("read listening line");
+            if let Some(url) = line.split("console on ").nth(1) {
+                console = Some(url.trim().to_owned());
+                continue;
+            }
+            if n == 0 || line.contains("listening on ") || !line.contains("console") {
+                break line
+                    .split("listening on ")
+                    .nth(1)
+                    .unwrap_or_else(|| {
+                        panic!(
+                            "no listening line: {line:?} {}",
+                            std::fs::read_to_string(&stderr_path).unwrap_or_default()
+                        )
+                    })
+                    .trim()
+                    .parse()
+                    .expect("listening address");
+            }
+        };
+        ProxyProc { child, addr, stderr_path, console }
     }
 
     /// Creates an agent and returns its token.
