@@ -6,7 +6,7 @@
 //!   log); the link becomes a session bound to that one proposal. Agents never get a link: the
 //!   `approval_url` they receive is the page's address, which asks for one.
 //! - Every response carries a CSP without inline script or style, `Cache-Control: no-store`,
-//!   `Referrer-Policy: no-referrer` and `X-Frame-Options: DENY`; every form a CSRF token; the
+//!   `Referrer-Policy: same-origin` and `X-Frame-Options: DENY`; every form a CSRF token; the
 //!   session cookie is `HttpOnly; SameSite=Strict`; a Host header other than the bound address is
 //!   refused (DNS rebinding), so is a POST from another origin.
 //! - No value is echoed into a page, a log line or an error (the agent's own value, masked,
@@ -141,7 +141,7 @@ fn secure(mut resp: Page) -> Page {
     let h = resp.headers_mut();
     h.insert("content-security-policy", HeaderValue::from_static(CSP));
     h.insert(http::header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    h.insert(http::header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    h.insert(http::header::REFERRER_POLICY, HeaderValue::from_static("same-origin"));
     h.insert(http::header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     h.insert(http::header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
     h.insert("cross-origin-opener-policy", HeaderValue::from_static("same-origin"));

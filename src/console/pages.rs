@@ -18,7 +18,7 @@ fn layout(title: &str, body: Markup) -> Markup {
             head {
                 meta charset="utf-8";
                 meta name="viewport" content="width=device-width, initial-scale=1";
-                meta name="referrer" content="no-referrer";
+                meta name="referrer" content="same-origin";
                 title { (title) " · aivault" }
                 link rel="stylesheet" href="/static/console.css";
                 script src="/static/console.js" defer {}
@@ -57,7 +57,7 @@ pub fn opening(target: &str) -> Markup {
         html lang="en" {
             head {
                 meta charset="utf-8";
-                meta name="referrer" content="no-referrer";
+                meta name="referrer" content="same-origin";
                 meta http-equiv="refresh" content={"0;url=" (target)};
                 title { "Opening · aivault" }
                 link rel="stylesheet" href="/static/console.css";
@@ -127,11 +127,11 @@ pub fn proposal(p: &ProposalPage<'_>) -> Markup {
                         tbody {
                             @for c in &v.capabilities {
                                 tr {
-                                    td { code { (c.id) } }
-                                    td { (c.hosts.join(", ")) }
-                                    td { @if c.methods.is_empty() { "any" } @else { (c.methods.join(", ")) } }
-                                    td { @if c.paths.is_empty() { "/" } @else { (c.paths.join(", ")) } }
-                                    td { (c.auth.kind) " from " code { (c.secret) } }
+                                    td data-label="Capability" { code { (c.id) } }
+                                    td data-label="Hosts" { (c.hosts.join(", ")) }
+                                    td data-label="Methods" { @if c.methods.is_empty() { "any" } @else { (c.methods.join(", ")) } }
+                                    td data-label="Paths" { @if c.paths.is_empty() { "/" } @else { (c.paths.join(", ")) } }
+                                    td data-label="Injects" { (c.auth.kind) " from " code { (c.secret) } }
                                 }
                             }
                         }

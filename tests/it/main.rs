@@ -9,6 +9,7 @@ mod cli_capabilities;
 mod cli_credentials;
 mod cli_errors;
 mod cli_secrets;
+mod console_browser;
 mod explain;
 mod grants;
 mod hardening_audit;
