@@ -102,6 +102,7 @@ pub fn run(cfg: &Config, out: Out, cmd: OAuthCmd) -> Result<()> {
             let scopes = if scopes.is_empty() { target.scopes.clone() } else { scopes };
             let upstream = Upstream::new(net.resolve()?)?;
             let tokens = runtime.block_on(connect_flow(
+                out,
                 &target,
                 &upstream,
                 &client_id,
@@ -150,7 +151,8 @@ pub fn run(cfg: &Config, out: Out, cmd: OAuthCmd) -> Result<()> {
                             refresh_token: None,
                             expires_at: expires_in.map(|s| now_secs() + s),
                         },
-                        None,
+                        // Only the access token is replaced: the stored refresh token stays.
+                        target.refresh_token.clone(),
                     )
                 }
             };
@@ -192,6 +194,7 @@ fn report(out: Out, credential: &str, tokens: &TokenSet, has_refresh: bool) {
 
 #[allow(clippy::too_many_arguments)]
 async fn connect_flow(
+    out: Out,
     target: &OAuthTarget,
     upstream: &Upstream,
     client_id: &SecretString,
@@ -209,9 +212,11 @@ async fn connect_flow(
     let state = crate::crypto::random_token("")?;
     let (verifier, challenge) = oauth2::pkce_pair()?;
     let url = oauth2::authorization_url(auth_url, client_id.expose(), &redirect_uri, scopes, &state, &challenge);
-    render::line("Open this URL to authorize aivault:");
-    render::line(&url);
-    render::line(&format!("Waiting for the redirect on {redirect_uri} ..."));
+    // With --json, stdout carries only the final document: the instructions go to stderr.
+    let say = |text: &str| if out.json { render::eprint_line(text) } else { render::line(text) };
+    say("Open this URL to authorize aivault:");
+    say(&url);
+    say(&format!("Waiting for the redirect on {redirect_uri} ..."));
     if open_browser {
         for opener in ["xdg-open", "open"] {
             if std::process::Command::new(opener)
@@ -262,33 +267,32 @@ async fn wait_for_code(listener: &tokio::net::TcpListener, state: &str) -> Resul
             .filter_map(|p| p.split_once('='))
             .map(|(k, v)| (k.to_owned(), crate::percent::decode_form(v)))
             .collect();
-        let (status, page, result) = if let Some(err) = params.get("error") {
+        let state_ok =
+            params.get("state").is_some_and(|s| crate::crypto::constant_time_eq(s.as_bytes(), state.as_bytes()));
+        let (status, page, result) = if !state_ok {
+            // Not ours (a stale tab, a forged link): say so and keep waiting for the real one.
+            ("400 Bad Request", "State mismatch: this redirect was not started by aivault; it was ignored.", None)
+        } else if let Some(err) = params.get("error") {
             (
                 "400 Bad Request",
                 "Authorization was denied. You can close this tab.",
-                Err(Error::Denied {
+                Some(Err(Error::Denied {
                     code: crate::refusal::ErrorCode::OauthRefreshFailed,
                     message: format!("the provider denied authorization: {err}"),
-                }),
-            )
-        } else if !params.get("state").is_some_and(|s| crate::crypto::constant_time_eq(s.as_bytes(), state.as_bytes()))
-        {
-            (
-                "400 Bad Request",
-                "State mismatch: this redirect was not started by aivault.",
-                Err(Error::Denied {
-                    code: crate::refusal::ErrorCode::OauthRefreshFailed,
-                    message: "the redirect's state does not match; refusing the code (possible CSRF)".into(),
-                }),
+                })),
             )
         } else {
             match params.get("code") {
-                Some(code) => {
-                    ("200 OK", "aivault is connected. You can close this tab.", Ok(SecretString::new(code.clone())))
-                }
-                None => {
-                    ("400 Bad Request", "No code in the redirect.", Err(Error::invalid("the redirect carried no code")))
-                }
+                Some(code) => (
+                    "200 OK",
+                    "aivault is connected. You can close this tab.",
+                    Some(Ok(SecretString::new(code.clone()))),
+                ),
+                None => (
+                    "400 Bad Request",
+                    "No code in the redirect.",
+                    Some(Err(Error::invalid("the redirect carried no code"))),
+                ),
             }
         };
         let html = format!("<!doctype html><title>aivault</title><p>{page}</p>");
@@ -297,6 +301,9 @@ async fn wait_for_code(listener: &tokio::net::TcpListener, state: &str) -> Resul
             html.len()
         );
         let _ = stream.write_all(reply.as_bytes()).await;
-        return result;
+        match result {
+            Some(r) => return r,
+            None => render::eprint_line("warning: ignored a redirect whose state does not match; still waiting"),
+        }
     }
 }

@@ -20,6 +20,8 @@ pub struct OAuthTarget {
     pub client_auth: ClientAuth,
     pub client_id: Option<SecretString>,
     pub client_secret: Option<SecretString>,
+    /// The refresh token stored now (kept when only an access token is pasted).
+    pub refresh_token: Option<SecretString>,
 }
 
 impl Vault {
@@ -73,6 +75,7 @@ impl Vault {
             client_auth: *client_auth,
             client_id: field("client_id"),
             client_secret: field("client_secret"),
+            refresh_token: field("refresh_token"),
         })
     }
 

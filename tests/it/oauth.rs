@@ -238,25 +238,33 @@ fn connect_runs_the_pkce_flow_and_stores_tokens() {
 }
 
 #[test]
-fn connect_refuses_a_redirect_with_the_wrong_state() {
+fn connect_ignores_a_redirect_with_the_wrong_state_and_keeps_waiting() {
     use std::io::BufRead as _;
-    let (v, up, _token) = setup(serde_json::json!({"client_id": "aivault-client"}), &[]);
+    let (v, up, token) =
+        setup(serde_json::json!({"client_id": "aivault-client", "client_secret": "client-secret-xyz"}), &[]);
     let mut cmd = v.std_cmd();
     cmd.args([
+        "--json",
         "oauth",
         "connect",
         "my-oauth",
         "--authorization-url",
         "https://auth.example.com/oauth/authorize",
         "--no-browser",
+        "--timeout",
+        "20",
     ]);
     cmd.args(net_args(&up));
     let mut child = cmd.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()).spawn().unwrap();
-    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
-    let mut line = String::new();
+    // With --json the instructions go to stderr; stdout keeps the one JSON document.
+    let mut stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+    let (mut url, mut line) = (String::new(), String::new());
     while !line.contains("Waiting for the redirect on ") {
         line.clear();
-        stdout.read_line(&mut line).unwrap();
+        assert!(stderr.read_line(&mut line).unwrap() > 0, "connect printed no instructions");
+        if line.starts_with("https://") {
+            url = line.trim().to_owned();
+        }
     }
     let callback = line
         .split("Waiting for the redirect on ")
@@ -271,11 +279,37 @@ fn connect_refuses_a_redirect_with_the_wrong_state() {
         "*",
         &format!("{callback}?code=stolen&state=forged"),
     ]));
-    assert!(page.contains("State mismatch"), "{page}");
+    assert!(page.contains("State mismatch") && page.contains("ignored"), "{page}");
+    assert!(child.try_wait().unwrap().is_none(), "one forged redirect does not abort the connect");
+    // The real redirect still completes it.
+    let mut browser = std::process::Command::new("curl");
+    browser.args(["-sS", "-L", "--max-time", "20", "--noproxy", "*", "--cacert", up.ca_path.to_str().unwrap()]);
+    browser.args(["--connect-to", &format!("auth.example.com:443:{}", up.addr), &url]);
+    let (code, page, err) = run_client(&mut browser);
+    assert_eq!(code, 0, "{err}");
+    assert!(page.contains("aivault is connected"), "{page}");
     let out = child.wait_with_output().unwrap();
-    assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("state does not match"));
-    assert_eq!(up.oauth.lock().unwrap().token_calls, 0, "a forged code is never exchanged");
+    assert!(out.status.success());
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("stdout is exactly one JSON document");
+    assert_eq!(doc["refresh_token_stored"], true);
+    assert_eq!(up.oauth.lock().unwrap().token_calls, 1, "the forged code was never exchanged");
+    let p = start_proxy(&v, &up);
+    assert!(get(&v, &p, &token, "/oauth-api/me").1.contains(" 200"));
+}
+
+#[test]
+fn pasting_only_an_access_token_keeps_the_stored_refresh_token() {
+    let (v, up, token) = setup(doc(None, None), &[]);
+    let access = up.oauth.lock().unwrap().issue_access();
+    let mut args = vec!["oauth".to_owned(), "paste".into(), "my-oauth".into(), "--access-token".into(), access];
+    args.extend(["--expires-in".into(), "1".into()]);
+    let out = v.ok(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(out.contains("with a refresh token"), "the stored refresh token was kept: {out}");
+    // The pasted token expires at once: the proxy refreshes with the kept refresh token.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let p = start_proxy(&v, &up);
+    assert!(get(&v, &p, &token, "/oauth-api/me").1.contains(" 200"));
+    assert_eq!(up.oauth.lock().unwrap().token_calls, 1, "one refresh with rt-0, no no_refresh_token");
 }
 
 #[test]
