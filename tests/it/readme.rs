@@ -56,3 +56,29 @@ fn readme_policy_controls_run_as_written() {
     assert!(out.contains("No requests are waiting for approval."), "{out}");
     assert!(!out.contains("sk-your-key"), "never a value: {out}");
 }
+
+#[test]
+fn readme_let_the_agent_ask_runs_as_written() {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let block = readme
+        .split("<!-- readme-ask:start -->")
+        .nth(1)
+        .and_then(|rest| rest.split("<!-- readme-ask:end -->").next())
+        .expect("ask markers");
+    let script = block.trim().trim_start_matches("```bash").trim_end_matches("```");
+    let v = TestVault::new();
+    let bin_dir = assert_cmd::cargo::cargo_bin("aivault").parent().unwrap().to_path_buf();
+    let mut cmd = std::process::Command::new("bash");
+    cmd.args(["-euo", "pipefail", "-c", script]).current_dir(v.dir.path());
+    cmd.env_clear()
+        .env("PATH", format!("{}:{}", bin_dir.display(), std::env::var("PATH").unwrap_or_default()))
+        .env("HOME", v.dir.path());
+    let (code, out, err) = run_client(&mut cmd);
+    assert_eq!(code, 0, "README ask block failed:\n{out}\n{err}");
+    assert!(out.contains("\"status\":\"pending\""), "{out}");
+    assert!(out.contains("slot OPENAI_API_KEY: set (needs --value)"), "{out}");
+    assert!(out.contains("Approved prp_"), "{out}");
+    assert!(out.contains("secret set: OPENAI_API_KEY (created)"), "{out}");
+    assert!(out.trim_end().ends_with("\"status\":\"approved\"}"), "{out}");
+    assert!(!out.contains("sk-your-key") && !err.contains("sk-your-key"), "never a value: {out}{err}");
+}
