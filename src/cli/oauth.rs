@@ -40,6 +40,10 @@ pub enum OAuthCmd {
         /// Print the URL without trying to open a browser.
         #[arg(long)]
         no_browser: bool,
+        /// Connect in the console instead: print (and open) a one-time link to the credential's
+        /// Connect page, with provider presets, on the running proxy's or `aivault console`'s pages.
+        #[arg(long, conflicts_with_all = ["client_id", "client_secret", "authorization_url", "token_url", "port"])]
+        browser: bool,
         /// Seconds to wait for the redirect.
         #[arg(long, default_value_t = 300)]
         timeout: u64,
@@ -71,6 +75,21 @@ pub fn run(cfg: &Config, out: Out, cmd: OAuthCmd) -> Result<()> {
         .build()
         .map_err(|e| Error::Io(format!("cannot start the async runtime: {e}")))?;
     match cmd {
+        OAuthCmd::Connect { credential, no_browser, browser: true, .. } => {
+            let token = Vault::open(cfg)?.oauth_connect_link(&credential)?;
+            let base = crate::service::proxies::console_url(&cfg.home).ok_or_else(|| {
+                Error::invalid("no console is running: start `aivault proxy` (it serves one) or `aivault console`, then run this again")
+            })?;
+            let url = format!("{base}/review/{token}");
+            if !no_browser {
+                open_in_browser(&url);
+            }
+            let doc = serde_json::json!({ "credential": credential, "connect_url": url, "expires_in_s": crate::service::proposals::LINK_TTL_MS / 1000 });
+            out.show(&doc, false, || {
+                render::line(&format!("Open this link once to connect {credential} in the console (valid 30 min):"));
+                render::line(&url);
+            });
+        }
         OAuthCmd::Connect {
             credential,
             client_id,
@@ -82,6 +101,7 @@ pub fn run(cfg: &Config, out: Out, cmd: OAuthCmd) -> Result<()> {
             no_browser,
             timeout,
             net,
+            browser: false,
         } => {
             let target = Vault::open(cfg)?.oauth_target(&credential)?;
             let client_id = client_id.map(SecretString::new).or(target.client_id.clone()).ok_or_else(|| {
@@ -218,17 +238,7 @@ async fn connect_flow(
     say(&url);
     say(&format!("Waiting for the redirect on {redirect_uri} ..."));
     if open_browser {
-        for opener in ["xdg-open", "open"] {
-            if std::process::Command::new(opener)
-                .arg(&url)
-                .stdout(std::process::Stdio::null())
-                .stderr(std::process::Stdio::null())
-                .spawn()
-                .is_ok()
-            {
-                break;
-            }
-        }
+        open_in_browser(&url);
     }
     let code = tokio::time::timeout(timeout, wait_for_code(&listener, &state))
         .await
@@ -242,6 +252,20 @@ async fn connect_flow(
             message: format!("the code exchange failed: {e}"),
         }
     })
+}
+
+/// Best effort: hands `url` to the desktop's opener.
+fn open_in_browser(url: &str) {
+    for opener in ["xdg-open", "open"] {
+        let spawned = std::process::Command::new(opener)
+            .arg(url)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn();
+        if spawned.is_ok() {
+            break;
+        }
+    }
 }
 
 /// Serves the loopback redirect until a request with a matching `state` arrives.

@@ -1,6 +1,7 @@
-//! OAuth slots on the approval page: Connect (Authorization Code + PKCE, redirected back to
-//! `/oauth/callback`) and token paste (a refresh token is checked by refreshing it first). Either
-//! way the token document is staged, sealed, on the proposal and stored only on Allow.
+//! OAuth in the console: Connect (Authorization Code + PKCE, redirected back to `/oauth/callback`)
+//! and token paste (a refresh token is checked by refreshing it first), for a proposal's OAuth slot
+//! (the token document is staged, sealed, and stored only on Allow) or for an existing oauth2
+//! credential (`aivault oauth connect CREDENTIAL --browser`: stored at once, as the CLI does).
 
 use std::sync::Arc;
 
@@ -15,6 +16,58 @@ use crate::proposal::OAuthSlot;
 use crate::proxy::oauth::{exchange, now_secs};
 use crate::secret::SecretString;
 
+/// Where connected or pasted tokens go.
+pub enum Dest {
+    /// A proposal's OAuth slot (staged until Allow).
+    Slot { proposal: String, key: String },
+    /// An existing oauth2 credential (stored now).
+    Credential(String),
+}
+
+impl Dest {
+    fn of_subject(subject: &str, key: &str) -> Dest {
+        match subject.strip_prefix("credential:") {
+            Some(c) => Dest::Credential(c.to_owned()),
+            None => Dest::Slot { proposal: subject.to_owned(), key: key.to_owned() },
+        }
+    }
+
+    fn page_url(&self) -> String {
+        match self {
+            Dest::Slot { proposal, .. } => format!("/proposals/{proposal}"),
+            Dest::Credential(c) => format!("/credentials/{c}/connect"),
+        }
+    }
+
+    fn name(&self) -> &str {
+        match self {
+            Dest::Slot { key, .. } => key,
+            Dest::Credential(c) => c,
+        }
+    }
+}
+
+/// What an existing credential fixes (its token endpoint) and what it already holds.
+struct Stored {
+    token_url: String,
+    client_id: Option<SecretString>,
+    client_secret: Option<SecretString>,
+    scopes: Vec<String>,
+    client_auth: ClientAuth,
+}
+
+async fn stored(state: &Arc<ConsoleState>, credential: &str) -> Result<Stored, String> {
+    let id = credential.to_owned();
+    let t = blocking(state, move |v| v.oauth_target(&id)).await.map_err(|e| e.to_string())?;
+    Ok(Stored {
+        token_url: t.token_endpoint,
+        client_id: t.client_id,
+        client_secret: t.client_secret,
+        scopes: t.scopes,
+        client_auth: t.client_auth,
+    })
+}
+
 fn client_auth(form: &Form) -> (ClientAuth, &'static str) {
     match form.get("client_auth") {
         Some("form") => (ClientAuth::Form, "form"),
@@ -22,7 +75,14 @@ fn client_auth(form: &Form) -> (ClientAuth, &'static str) {
     }
 }
 
-fn https_url(form: &Form, name: &str) -> Option<String> {
+fn auth_name(a: ClientAuth) -> &'static str {
+    match a {
+        ClientAuth::Basic => "basic",
+        ClientAuth::Form => "form",
+    }
+}
+
+fn http_url(form: &Form, name: &str) -> Option<String> {
     let v = form.text(name)?;
     let ok = v.len() <= 2048
         && (v.starts_with("https://") || v.starts_with("http://"))
@@ -34,35 +94,91 @@ fn scopes(form: &Form) -> Vec<String> {
     form.get("scopes").unwrap_or("").split_whitespace().take(50).map(|s| s.chars().take(200).collect()).collect()
 }
 
-/// Stages a token document and returns to the page with a notice.
-async fn stage(
+/// The client and endpoints a form names, an existing credential's where it fixes them.
+struct Chosen {
+    token_url: String,
+    client_id: SecretString,
+    client_secret: Option<SecretString>,
+    scopes: Vec<String>,
+    auth: ClientAuth,
+}
+
+async fn chosen(state: &Arc<ConsoleState>, dest: &Dest, form: &Form) -> Result<Chosen, String> {
+    let typed_secret = form.text("client_secret").map(|c| SecretString::new(c.to_owned()));
+    let typed_id = form.text("client_id").map(|c| SecretString::new(c.to_owned()));
+    match dest {
+        Dest::Slot { .. } => Ok(Chosen {
+            token_url: http_url(form, "token_url").ok_or("the token URL must be an http(s) URL")?,
+            client_id: typed_id.ok_or("the client ID is required")?,
+            client_secret: typed_secret,
+            scopes: scopes(form),
+            auth: client_auth(form).0,
+        }),
+        Dest::Credential(c) => {
+            let s = stored(state, c).await?;
+            let typed_scopes = scopes(form);
+            Ok(Chosen {
+                // The credential refreshes at its own endpoint; the form cannot move it.
+                token_url: s.token_url,
+                client_id: typed_id.or(s.client_id).ok_or("the client ID is required")?,
+                client_secret: typed_secret.or(s.client_secret),
+                scopes: if typed_scopes.is_empty() { s.scopes } else { typed_scopes },
+                auth: if form.get("client_auth").is_some() { client_auth(form).0 } else { s.client_auth },
+            })
+        }
+    }
+}
+
+/// Stores (credential) or stages (slot) a token document; returns where to go next.
+async fn keep(
     state: &Arc<ConsoleState>,
-    s: &Session,
-    key: &str,
+    dest: &Dest,
     doc: SecretString,
     endpoints: OAuthSlot,
     why: &'static str,
-    notice: &str,
-) -> Result<Page, String> {
-    let (id, k) = (s.proposal.clone(), key.to_owned());
-    blocking(state, move |v| v.proposal_stage_tokens(&id, &k, &doc, endpoints, why))
-        .await
-        .map_err(|e| e.to_string())?;
-    Ok(see_other(&format!("/proposals/{}?notice={notice}", s.proposal)))
+) -> Result<&'static str, String> {
+    match dest {
+        Dest::Slot { proposal, key } => {
+            let (id, k) = (proposal.clone(), key.clone());
+            blocking(state, move |v| v.proposal_stage_tokens(&id, &k, &doc, endpoints, why))
+                .await
+                .map_err(|e| e.to_string())?;
+            Ok("staged")
+        }
+        Dest::Credential(c) => {
+            let id = c.clone();
+            blocking(state, move |v| {
+                let target = v.oauth_target(&id)?;
+                v.oauth_store_tokens(&target.secret_id, &doc, why)
+            })
+            .await
+            .map_err(|e| e.to_string())?;
+            Ok("stored")
+        }
+    }
 }
 
-pub async fn paste(state: &Arc<ConsoleState>, sid: &str, s: &Session, key: &str, form: &Form) -> Page {
+/// Re-renders the page the form came from with an error.
+async fn again(state: &Arc<ConsoleState>, sid: &str, s: &Session, why: &str) -> Page {
+    if s.subject.starts_with("credential:") {
+        credential_page(state, sid, s, None, Some(why), StatusCode::UNPROCESSABLE_ENTITY).await
+    } else {
+        page(state, sid, s, None, Some(why), StatusCode::UNPROCESSABLE_ENTITY).await
+    }
+}
+
+pub async fn paste(state: &Arc<ConsoleState>, sid: &str, s: &Session, dest: Dest, form: &Form) -> Page {
     let outcome = async {
-        let token_url = https_url(form, "token_url").ok_or("the token URL must be an http(s) URL")?;
-        let client_id = form.text("client_id").ok_or("the client ID is required")?.to_owned();
-        let client_secret = form.text("client_secret").map(str::to_owned);
-        let (auth, auth_name) = client_auth(form);
-        let scopes = scopes(form);
+        let c = chosen(state, &dest, form).await?;
         let (tokens, refresh) = match form.text("refresh_token") {
             Some(rt) => {
-                let client = Client { id: &client_id, secret: client_secret.as_deref(), auth };
-                let req = oauth2::token_request(&client, Grant::Refresh(rt), &scopes);
-                let tokens = exchange(&state.upstream, &token_url, &req)
+                let client = Client {
+                    id: c.client_id.expose(),
+                    secret: c.client_secret.as_ref().map(SecretString::expose),
+                    auth: c.auth,
+                };
+                let req = oauth2::token_request(&client, Grant::Refresh(rt), &c.scopes);
+                let tokens = exchange(&state.upstream, &c.token_url, &req)
                     .await
                     .map_err(|e| format!("the provider rejected the refresh token ({}); nothing was kept", e.code))?;
                 let refresh = tokens.refresh_token.clone().unwrap_or_else(|| SecretString::new(rt.to_owned()));
@@ -77,41 +193,48 @@ pub async fn paste(state: &Arc<ConsoleState>, sid: &str, s: &Session, key: &str,
             }
         };
         let doc = oauth2::stored_document(
-            &client_id,
-            client_secret.as_deref(),
+            c.client_id.expose(),
+            c.client_secret.as_ref().map(SecretString::expose),
             refresh.as_ref().map(SecretString::expose),
             Some(&tokens),
         );
-        let endpoints =
-            OAuthSlot { authorization_url: None, token_url, scopes, client_auth: Some(auth_name.to_owned()) };
-        stage(state, s, key, doc, endpoints, "tokens pasted on the approval page", "pasted").await
+        let endpoints = OAuthSlot {
+            authorization_url: None,
+            token_url: c.token_url,
+            scopes: c.scopes,
+            client_auth: Some(auth_name(c.auth).to_owned()),
+        };
+        let done = keep(state, &dest, doc, endpoints, "tokens pasted in the console").await?;
+        Ok::<_, String>(see_other(&format!(
+            "{}?notice={}",
+            dest.page_url(),
+            if done == "stored" { "stored" } else { "pasted" }
+        )))
     }
     .await;
     match outcome {
         Ok(p) => p,
-        Err(why) => page(state, sid, s, None, Some(&why), StatusCode::UNPROCESSABLE_ENTITY).await,
+        Err(why) => again(state, sid, s, &why).await,
     }
 }
 
-pub async fn connect(state: &Arc<ConsoleState>, sid: &str, s: &Session, key: &str, form: &Form) -> Page {
-    let started = (|| {
+pub async fn connect(state: &Arc<ConsoleState>, sid: &str, s: &Session, dest: Dest, form: &Form) -> Page {
+    let started = async {
         let authorization_url =
-            https_url(form, "authorization_url").ok_or("the authorization URL must be an http(s) URL")?;
-        let token_url = https_url(form, "token_url").ok_or("the token URL must be an http(s) URL")?;
-        let client_id = form.text("client_id").ok_or("the client ID is required")?.to_owned();
-        let (_, auth_name) = client_auth(form);
+            http_url(form, "authorization_url").ok_or("the authorization URL must be an http(s) URL")?;
+        let c = chosen(state, &dest, form).await?;
         let (verifier, challenge) = oauth2::pkce_pair().map_err(|e| e.to_string())?;
         let redirect_uri = format!("{}/oauth/callback", state.base_url);
-        let scopes = scopes(form);
+        let (client_id, scopes) = (c.client_id.expose().to_owned(), c.scopes.clone());
         let flow = Flow::new(
-            s.proposal.clone(),
-            key.to_owned(),
-            SecretString::new(client_id.clone()),
-            form.text("client_secret").map(|c| SecretString::new(c.to_owned())),
+            s.subject.clone(),
+            dest.name().to_owned(),
+            c.client_id,
+            c.client_secret,
             authorization_url.clone(),
-            token_url,
-            scopes.clone(),
-            auth_name.to_owned(),
+            c.token_url,
+            c.scopes,
+            auth_name(c.auth).to_owned(),
             verifier,
             redirect_uri.clone(),
         );
@@ -120,10 +243,11 @@ pub async fn connect(state: &Arc<ConsoleState>, sid: &str, s: &Session, key: &st
             oauth2::authorization_url(&authorization_url, &client_id, &redirect_uri, &scopes, &state_param, &challenge);
         let host = url.parse::<http::Uri>().ok().and_then(|u| u.host().map(str::to_owned)).unwrap_or_default();
         Ok::<_, String>((url, host))
-    })();
+    }
+    .await;
     match started {
-        Ok((url, host)) => html(StatusCode::OK, pages::continue_to(key, &url, &host)),
-        Err(why) => page(state, sid, s, None, Some(&why), StatusCode::UNPROCESSABLE_ENTITY).await,
+        Ok((url, host)) => html(StatusCode::OK, pages::continue_to(dest.name(), &url, &host)),
+        Err(why) => again(state, sid, s, &why).await,
     }
 }
 
@@ -147,7 +271,8 @@ pub async fn callback(state: &Arc<ConsoleState>, query: &str) -> Page {
             ),
         );
     };
-    let back = format!("/proposals/{}", flow.proposal);
+    let dest = Dest::of_subject(&flow.subject, &flow.key);
+    let back = dest.page_url();
     if let Some(err) = get("error") {
         let err: String = err.chars().filter(|c| c.is_ascii_graphic()).take(64).collect();
         return html(
@@ -165,9 +290,8 @@ pub async fn callback(state: &Arc<ConsoleState>, query: &str) -> Page {
     let client =
         Client { id: flow.client_id.expose(), secret: flow.client_secret.as_ref().map(SecretString::expose), auth };
     let grant = Grant::Code { code, redirect_uri: &flow.redirect_uri, verifier: flow.verifier.expose() };
-    let tokens = match exchange(&state.upstream, &flow.token_url, &oauth2::token_request(&client, grant, &flow.scopes))
-        .await
-    {
+    let request = oauth2::token_request(&client, grant, &flow.scopes);
+    let tokens = match exchange(&state.upstream, &flow.token_url, &request).await {
         Ok(t) => t,
         Err(e) => {
             return html(
@@ -188,20 +312,55 @@ pub async fn callback(state: &Arc<ConsoleState>, query: &str) -> Page {
         scopes: flow.scopes.clone(),
         client_auth: Some(flow.client_auth.clone()),
     };
-    let (id, key) = (flow.proposal.clone(), flow.key.clone());
-    let staged =
-        blocking(state, move |v| v.proposal_stage_tokens(&id, &key, &doc, endpoints, "connected with PKCE")).await;
-    match staged {
+    match keep(state, &dest, doc, endpoints, "connected with PKCE in the console").await {
         // Cross-site redirects carry no Strict cookie: a link back is a same-site navigation.
-        Ok(()) => html(
+        Ok("stored") => html(
+            StatusCode::OK,
+            pages::message("Connected", &format!("Tokens for {} are stored.", dest.name()), None, Some(&back)),
+        ),
+        Ok(_) => html(
             StatusCode::OK,
             pages::message(
                 "Connected",
-                &format!("Tokens for {} are ready. Go back to allow the proposal.", flow.key),
+                &format!("Tokens for {} are ready. Go back to allow the proposal.", dest.name()),
                 None,
                 Some(&back),
             ),
         ),
-        Err(e) => html(StatusCode::CONFLICT, pages::message("Not connected", &e.to_string(), None, Some(&back))),
+        Err(e) => html(StatusCode::CONFLICT, pages::message("Not connected", &e, None, Some(&back))),
+    }
+}
+
+/// The Connect page of an existing oauth2 credential.
+pub async fn credential_page(
+    state: &Arc<ConsoleState>,
+    _sid: &str,
+    s: &Session,
+    notice: Option<&str>,
+    error: Option<&str>,
+    status: StatusCode,
+) -> Page {
+    let Some(id) = s.subject.strip_prefix("credential:") else {
+        return html(StatusCode::NOT_FOUND, pages::message("Not found", "There is no such page here.", None, None));
+    };
+    let wanted = id.to_owned();
+    match blocking(state, move |v| v.oauth_target(&wanted)).await {
+        Ok(t) => {
+            let view = pages::CredentialConnect {
+                id,
+                token_url: &t.token_endpoint,
+                authorization_url: t.authorization_endpoint.as_deref().unwrap_or(""),
+                scopes: &t.scopes.join(" "),
+                client_auth: auth_name(t.client_auth),
+                has_client: t.client_id.is_some(),
+                has_refresh: t.refresh_token.is_some(),
+                csrf: s.csrf.expose(),
+                presets: &state.presets,
+                notice,
+                error,
+            };
+            html(status, pages::credential_connect(&view))
+        }
+        Err(e) => html(StatusCode::NOT_FOUND, pages::message("Cannot connect", &e.to_string(), None, None)),
     }
 }

@@ -290,3 +290,68 @@ fn preset_lists(presets: &[Preset]) -> Markup {
         datalist id="token-urls" { @for pr in presets { option value=(pr.token_url) { (pr.name) } } }
     }
 }
+
+/// What the Connect page of an existing oauth2 credential shows (never a token or a secret).
+pub struct CredentialConnect<'a> {
+    pub id: &'a str,
+    pub token_url: &'a str,
+    pub authorization_url: &'a str,
+    pub scopes: &'a str,
+    pub client_auth: &'a str,
+    pub has_client: bool,
+    pub has_refresh: bool,
+    pub csrf: &'a str,
+    pub presets: &'a [Preset],
+    pub notice: Option<&'a str>,
+    pub error: Option<&'a str>,
+}
+
+pub fn credential_connect(c: &CredentialConnect<'_>) -> Markup {
+    let base = format!("/credentials/{}", c.id);
+    let keep = if c.has_client { "leave empty to keep the stored one" } else { "required" };
+    html! {
+        (layout("Connect", html! {
+            section.card.summary {
+                h1 { "Connect " code { (c.id) } }
+                p.meta { "Tokens are refreshed at " code { (c.token_url) } ". "
+                    @if c.has_refresh { "A refresh token is stored; connecting replaces it." } @else { "No refresh token is stored yet." } }
+                @if let Some(n) = c.notice { p.notice role="status" { (n) } }
+                @if let Some(e) = c.error { p.error role="alert" { (e) } }
+            }
+            (preset_lists(c.presets))
+            section.card.slot {
+                h2 { "Authorize with the provider" }
+                form method="post" action={(base) "/connect"} id={"connect-" (c.id)} {
+                    input type="hidden" name="csrf" value=(c.csrf);
+                    (preset_fields(c.id))
+                    label { "Authorization URL" input type="url" name="authorization_url" list="auth-urls" value=(c.authorization_url) required; }
+                    label { "Token URL (the credential's own)" input type="url" name="token_url" value=(c.token_url) readonly; }
+                    label { "Client ID (" (keep) ")" input type="text" name="client_id" autocomplete="off"; }
+                    label { "Client secret (" (keep) ")" input type="password" name="client_secret" autocomplete="off"; }
+                    label { "Client authentication"
+                        select name="client_auth" {
+                            option value="basic" selected[c.client_auth == "basic"] { "HTTP Basic (client_secret_basic)" }
+                            option value="form" selected[c.client_auth == "form"] { "Form fields (client_secret_post)" }
+                        }
+                    }
+                    label { "Scopes" input type="text" name="scopes" list={"scopes-" (c.id)} value=(c.scopes); }
+                    datalist id={"scopes-" (c.id)} {}
+                    button.primary type="submit" { "Connect" }
+                }
+            }
+            section.card.slot {
+                h2 { "Or paste tokens" }
+                form method="post" action={(base) "/paste"} id={"paste-" (c.id)} {
+                    input type="hidden" name="csrf" value=(c.csrf);
+                    p.hint { "A refresh token is checked by refreshing it before it is stored." }
+                    label { "Client ID (" (keep) ")" input type="text" name="client_id" autocomplete="off"; }
+                    label { "Client secret (" (keep) ")" input type="password" name="client_secret" autocomplete="off"; }
+                    label { "Refresh token" input type="password" name="refresh_token" autocomplete="off"; }
+                    label { "Access token (optional)" input type="password" name="access_token" autocomplete="off"; }
+                    label { "Access token lifetime in seconds (optional)" input type="number" name="expires_in" min="1"; }
+                    button.primary type="submit" { "Validate and store" }
+                }
+            }
+        }))
+    }
+}

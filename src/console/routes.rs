@@ -72,10 +72,18 @@ pub async fn route(state: Arc<ConsoleState>, req: Request<Incoming>) -> Page {
                 None => needs_link(id),
             }
         }
-        (Method::POST, ["proposals", id, rest @ ..]) => {
-            let id = (*id).to_owned();
+        (Method::GET, ["credentials", id, "connect"]) => {
+            let subject = format!("credential:{id}");
+            let notice = req.uri().query().and_then(notice_text);
+            match session_of(&state, &req, &subject) {
+                Some((sid, s)) => super::oauth::credential_page(&state, &sid, &s, notice, None, StatusCode::OK).await,
+                None => needs_link(&subject),
+            }
+        }
+        (Method::POST, ["proposals" | "credentials", id, rest @ ..]) => {
+            let subject = if parts[0] == "credentials" { format!("credential:{id}") } else { (*id).to_owned() };
             let rest: Vec<String> = rest.iter().map(|s| (*s).to_owned()).collect();
-            let Some((sid, s)) = session_of(&state, &req, &id) else { return needs_link(&id) };
+            let Some((sid, s)) = session_of(&state, &req, &subject) else { return needs_link(&subject) };
             if !same_origin(&state, &req) {
                 return forbidden("This form was sent from another site; it was ignored.");
             }
@@ -86,10 +94,20 @@ pub async fn route(state: Arc<ConsoleState>, req: Request<Incoming>) -> Page {
             if !Sessions::csrf_ok(&s, form.get("csrf")) {
                 return forbidden("The form's security token is missing or wrong; reload the page and try again.");
             }
-            match rest.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
-                ["decide"] => decide(&state, &sid, &s, &form).await,
-                ["oauth", key, "paste"] => super::oauth::paste(&state, &sid, &s, key, &form).await,
-                ["oauth", key, "connect"] => super::oauth::connect(&state, &sid, &s, key, &form).await,
+            use super::oauth::{Dest, connect, paste};
+            let credential = subject.strip_prefix("credential:").map(str::to_owned);
+            match (credential, rest.iter().map(String::as_str).collect::<Vec<_>>().as_slice()) {
+                (None, ["decide"]) => decide(&state, &sid, &s, &form).await,
+                (None, ["oauth", key, "paste"]) => {
+                    paste(&state, &sid, &s, Dest::Slot { proposal: s.subject.clone(), key: (*key).to_owned() }, &form)
+                        .await
+                }
+                (None, ["oauth", key, "connect"]) => {
+                    connect(&state, &sid, &s, Dest::Slot { proposal: s.subject.clone(), key: (*key).to_owned() }, &form)
+                        .await
+                }
+                (Some(c), ["paste"]) => paste(&state, &sid, &s, Dest::Credential(c), &form).await,
+                (Some(c), ["connect"]) => connect(&state, &sid, &s, Dest::Credential(c), &form).await,
                 _ => not_found(),
             }
         }
@@ -106,11 +124,19 @@ fn forbidden(why: &str) -> Page {
     html(StatusCode::FORBIDDEN, pages::message("Refused", why, None, None))
 }
 
-fn needs_link(id: &str) -> Page {
-    let hint = format!(
-        "Run `aivault proposal link {}` in a terminal on this machine and open the link it prints.",
-        id.chars().filter(|c| c.is_ascii_alphanumeric() || *c == '_').take(40).collect::<String>()
-    );
+fn needs_link(subject: &str) -> Page {
+    let clean =
+        |t: &str| t.chars().filter(|c| c.is_ascii_alphanumeric() || "_-./@".contains(*c)).take(64).collect::<String>();
+    let hint = match subject.strip_prefix("credential:") {
+        Some(c) => format!(
+            "Run `aivault oauth connect {} --browser` in a terminal on this machine and open the link it prints.",
+            clean(c)
+        ),
+        None => format!(
+            "Run `aivault proposal link {}` in a terminal on this machine and open the link it prints.",
+            clean(subject)
+        ),
+    };
     html(
         StatusCode::FORBIDDEN,
         pages::message(
@@ -127,6 +153,7 @@ fn notice_text(query: &str) -> Option<&'static str> {
     match query {
         "notice=connected" => Some("Connected: the tokens will be stored when you allow."),
         "notice=pasted" => Some("Tokens checked: they will be stored when you allow."),
+        "notice=stored" => Some("Tokens checked and stored: the proxy uses them from its next request."),
         _ => None,
     }
 }
@@ -182,10 +209,13 @@ async fn read_form(req: Request<Incoming>) -> Result<Form, Page> {
 
 async fn review(state: &Arc<ConsoleState>, token: &str) -> Page {
     let token = token.to_owned();
-    match blocking(state, move |v| v.proposal_redeem(&token)).await {
-        Ok(id) => match state.sessions.open(&id) {
+    match blocking(state, move |v| v.review_redeem(&token)).await {
+        Ok(subject) => match state.sessions.open(&subject) {
             Ok(sid) => {
-                let target = format!("/proposals/{id}");
+                let target = match subject.strip_prefix("credential:") {
+                    Some(c) => format!("/credentials/{c}/connect"),
+                    None => format!("/proposals/{subject}"),
+                };
                 // A same-site hop (meta refresh, no script) so the Strict cookie goes along even
                 // when the link was clicked on another site.
                 let mut r = html(StatusCode::OK, pages::opening(&target));
@@ -213,7 +243,7 @@ pub async fn page(
     error: Option<&str>,
     status: StatusCode,
 ) -> Page {
-    let id = s.proposal.clone();
+    let id = s.subject.clone();
     let first = state.sessions.first_view(sid);
     let loaded = blocking(state, move |v| {
         if first {
@@ -247,7 +277,7 @@ pub async fn page(
 }
 
 async fn decide(state: &Arc<ConsoleState>, sid: &str, s: &Session, form: &Form) -> Page {
-    let id = s.proposal.clone();
+    let id = s.subject.clone();
     let back = format!("/proposals/{id}");
     match form.get("decision") {
         Some("allow") => {

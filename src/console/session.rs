@@ -1,4 +1,5 @@
-//! Console sessions: a spent review link becomes a session bound to one proposal, held in this
+//! Console sessions: a spent link becomes a session bound to one subject (a proposal id, or
+//! `credential:<id>` for the Connect page), held in this
 //! process's memory only (a restart asks for a new link). Each session has its CSRF token; an
 //! OAuth Connect in progress is found by its `state` (the provider's redirect back is cross-site,
 //! so the `SameSite=Strict` cookie does not come with it).
@@ -18,18 +19,20 @@ const MAX_FLOWS: usize = 64;
 pub const SESSION_TTL: Duration = Duration::from_secs(30 * 60);
 const FLOW_TTL: Duration = Duration::from_secs(10 * 60);
 
-/// A person's session on one proposal's page.
+/// A person's session on one subject's page.
 #[derive(Clone)]
 pub struct Session {
-    pub proposal: String,
+    /// A proposal id, or `credential:<id>`.
+    pub subject: String,
     pub csrf: SecretString,
     pub viewed: bool,
     created: Instant,
 }
 
-/// An Authorization Code + PKCE flow started from a proposal's OAuth slot.
+/// An Authorization Code + PKCE flow started from a proposal's OAuth slot or a credential's page.
 pub struct Flow {
-    pub proposal: String,
+    /// The session's subject.
+    pub subject: String,
     pub key: String,
     pub client_id: SecretString,
     pub client_secret: Option<SecretString>,
@@ -45,7 +48,7 @@ pub struct Flow {
 impl Flow {
     #[allow(clippy::too_many_arguments)]
     pub fn new(
-        proposal: String,
+        subject: String,
         key: String,
         client_id: SecretString,
         client_secret: Option<SecretString>,
@@ -57,7 +60,7 @@ impl Flow {
         redirect_uri: String,
     ) -> Flow {
         Flow {
-            proposal,
+            subject,
             key,
             client_id,
             client_secret,
@@ -80,8 +83,8 @@ pub struct Sessions {
 }
 
 impl Sessions {
-    /// Opens a session for `proposal`; returns its id (the cookie value).
-    pub fn open(&self, proposal: &str) -> Result<String, crypto::CryptoError> {
+    /// Opens a session for `subject`; returns its id (the cookie value).
+    pub fn open(&self, subject: &str) -> Result<String, crypto::CryptoError> {
         let id = crypto::random_token("")?;
         let csrf = SecretString::new(crypto::random_token("")?);
         let mut map = self.sessions.lock().unwrap_or_else(|p| p.into_inner());
@@ -93,14 +96,14 @@ impl Sessions {
                 None => break,
             };
         }
-        map.insert(id.clone(), Session { proposal: proposal.to_owned(), csrf, viewed: false, created: Instant::now() });
+        map.insert(id.clone(), Session { subject: subject.to_owned(), csrf, viewed: false, created: Instant::now() });
         Ok(id)
     }
 
-    /// The live session `id`, if it is bound to `proposal`.
-    pub fn get(&self, id: &str, proposal: &str) -> Option<Session> {
+    /// The live session `id`, if it is bound to `subject`.
+    pub fn get(&self, id: &str, subject: &str) -> Option<Session> {
         let map = self.sessions.lock().unwrap_or_else(|p| p.into_inner());
-        map.get(id).filter(|s| s.proposal == proposal && s.created.elapsed() < SESSION_TTL).cloned()
+        map.get(id).filter(|s| s.subject == subject && s.created.elapsed() < SESSION_TTL).cloned()
     }
 
     /// Marks the session's first view; returns whether this was it.

@@ -79,6 +79,15 @@ impl Vault {
         })
     }
 
+    /// Mints a one-time link to the console's Connect page for an OAuth2 credential.
+    pub fn oauth_connect_link(&self, credential_id: &str) -> Result<String> {
+        self.oauth_target(credential_id)?;
+        let token = crate::crypto::random_token("")?;
+        self.store
+            .write(|tx| super::proposals::mint_link(tx, &token, format!("credential:{credential_id}"), u64::MAX))?;
+        Ok(token)
+    }
+
     /// Stores a new token document for an OAuth2 secret (fresh data key, new version) and returns
     /// the version. `why` goes into the audit record.
     pub fn oauth_store_tokens(&self, secret_id: &str, document: &SecretString, why: &str) -> Result<u32> {

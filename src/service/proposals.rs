@@ -418,47 +418,51 @@ impl Vault {
         let token = crypto::random_token("")?;
         self.store.write(|tx| {
             let row = pending(tx, id)?;
-            let now = now_ms();
-            let link = ReviewLinkRow {
-                token_sha256: crypto::sha256_hex(token.as_bytes()),
-                proposal: row.id.clone(),
-                expires_ms: (now + LINK_TTL_MS).min(row.expires_ms),
-                used_ms: None,
-            };
-            // Old links are dropped once they are past use.
-            for old in tx.list::<ReviewLinkRow>()? {
-                if old.expires_ms < now {
-                    tx.delete::<ReviewLinkRow>(&old.token_sha256)?;
-                }
-            }
-            tx.put(&link.token_sha256, &link)?;
-            Ok::<_, Error>(())
+            mint_link(tx, &token, row.id.clone(), row.expires_ms)
         })?;
         Ok(token)
     }
 
-    /// Spends a review link: the proposal it opens, once. A used, expired or unknown link is refused.
-    pub fn proposal_redeem(&self, token: &str) -> Result<String> {
+    /// Spends a review link: what it opens (a proposal id or `credential:<id>`), once. A used,
+    /// expired or unknown link is refused.
+    pub fn review_redeem(&self, token: &str) -> Result<String> {
         let hash = crypto::sha256_hex(token.as_bytes());
         self.store.write(|tx| {
             let refused = |why: &str| Error::Denied { code: ErrorCode::ProxyAuthRequired, message: why.to_owned() };
+            let again = "mint a new one (`aivault proposal link ID`, `aivault oauth connect CREDENTIAL --browser`)";
             let Some(mut link) = tx.get::<ReviewLinkRow>(&hash)? else {
-                return Err(refused("this review link is not valid; mint a new one with `aivault proposal link ID`"));
+                return Err(refused(&format!("this link is not valid; {again}")));
             };
             let now = now_ms();
             if link.used_ms.is_some() {
-                return Err(refused(
-                    "this review link was already used; mint a new one with `aivault proposal link ID`",
-                ));
+                return Err(refused(&format!("this link was already used; {again}")));
             }
             if now >= link.expires_ms {
-                return Err(refused("this review link has expired; mint a new one with `aivault proposal link ID`"));
+                return Err(refused(&format!("this link has expired; {again}")));
             }
             link.used_ms = Some(now);
             tx.put(&hash, &link)?;
-            Ok(link.proposal)
+            Ok(link.subject)
         })
     }
+}
+
+/// Stores a one-time link for `subject` (valid 30 minutes at most), dropping links past use.
+pub(super) fn mint_link(tx: &mut WriteTx, token: &str, subject: String, not_after_ms: u64) -> Result<()> {
+    let now = now_ms();
+    for old in tx.list::<ReviewLinkRow>()? {
+        if old.expires_ms < now {
+            tx.delete::<ReviewLinkRow>(&old.token_sha256)?;
+        }
+    }
+    let link = ReviewLinkRow {
+        token_sha256: crypto::sha256_hex(token.as_bytes()),
+        subject,
+        expires_ms: (now + LINK_TTL_MS).min(not_after_ms),
+        used_ms: None,
+    };
+    tx.put(&link.token_sha256.clone(), &link)?;
+    Ok(())
 }
 
 fn get(tx: &WriteTx, id: &str) -> Result<ProposalRow> {

@@ -170,11 +170,12 @@ pub struct ProposalRow {
     pub reason: Option<String>,
 }
 
-/// A one-time link to a proposal's approval page; only the token's hash is kept.
+/// A one-time link to a console page; only the token's hash is kept.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct ReviewLinkRow {
     pub token_sha256: String,
-    pub proposal: String,
+    /// What it opens: a proposal id (`prp_...`) or `credential:<id>` (the Connect page).
+    pub subject: String,
     pub expires_ms: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub used_ms: Option<u64>,

@@ -8,6 +8,7 @@ usage: console_browser.py SCENARIO LINK SHOTS_DIR [ARGS...]
   confirm KEY                the agent's value: masked, revealed by the toggle, then Allow
   paste KEY TOKEN_URL CLIENT_ID CLIENT_SECRET REFRESH_TOKEN
   connect KEY PRESET AUTH_URL TOKEN_URL CLIENT_ID CLIENT_SECRET MAP_HOST MAP_TO
+  credential ID PRESET AUTH_URL CLIENT_ID CLIENT_SECRET MAP_HOST MAP_TO   (an oauth2 credential's Connect page)
 """
 
 import json
@@ -60,9 +61,9 @@ def shots(d, shots_dir, name):
     return width
 
 
-def open_proposal(d, link):
+def open_page(d, link, scenario):
     d.get(link)
-    wait_for(d, "form#decide")
+    wait_for(d, "form[id^=connect-]" if scenario == "credential" else "form#decide")
     return d.current_url
 
 
@@ -82,10 +83,12 @@ def main():
     extra = []
     if scenario == "connect":
         extra = [f"--host-resolver-rules=MAP {args[6]} {args[7]}", "--ignore-certificate-errors"]
+    if scenario == "credential":
+        extra = [f"--host-resolver-rules=MAP {args[5]} {args[6]}", "--ignore-certificate-errors"]
     d = browser(extra)
     out = {"scenario": scenario}
     try:
-        out["page_url"] = open_proposal(d, link)
+        out["page_url"] = open_page(d, link, scenario)
         out["title"] = d.title
         if scenario == "allow":
             fill(d, args)
@@ -153,6 +156,28 @@ def main():
             out["connected_page"] = d.find_element(By.CSS_SELECTOR, "p.ok").text
             click_and_wait(d, d.find_element(By.ID, "allow"))
             out.update(outcome(d))
+        elif scenario == "credential":
+            cred, preset, auth_url, client_id, client_secret = args[:5]
+            form = d.find_element(By.ID, f"connect-{cred}")
+            token_before = form.find_element(By.NAME, "token_url").get_attribute("value")
+            chooser = form.find_element(By.NAME, "preset")
+            chooser.send_keys(preset)
+            d.execute_script("arguments[0].dispatchEvent(new Event('change'))", chooser)
+            out["prefilled"] = {
+                "authorization_url": form.find_element(By.NAME, "authorization_url").get_attribute("value"),
+                "token_url_kept": form.find_element(By.NAME, "token_url").get_attribute("value") == token_before,
+            }
+            shots(d, shots_dir, "credential-connect")
+            f = form.find_element(By.NAME, "authorization_url")
+            f.clear()
+            f.send_keys(auth_url)
+            form.find_element(By.NAME, "client_id").send_keys(client_id)
+            form.find_element(By.NAME, "client_secret").send_keys(client_secret)
+            form.find_element(By.CSS_SELECTOR, "select[name=client_auth] option[value=basic]").click()
+            click_and_wait(d, form.find_element(By.CSS_SELECTOR, "button[type=submit]"))
+            click_and_wait(d, wait_for(d, "#continue"))
+            out.update(outcome(d))
+            out["page_url"] = d.current_url
         else:
             raise SystemExit(f"unknown scenario {scenario}")
         # The page after the decision, reloaded: the session is gone with the decision.

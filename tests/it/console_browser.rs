@@ -200,3 +200,69 @@ fn an_oauth_slot_by_connect_with_a_preset_runs_pkce_in_the_browser() {
     assert!(form.contains("grant_type=authorization_code") && form.contains("code_verifier="), "{form}");
     eventually("the connected tokens are used", || oauth_api(&w) == 200);
 }
+
+#[test]
+fn oauth_connect_browser_opens_the_credentials_connect_page() {
+    let up = crate::support::upstream::FakeUpstream::start();
+    let v = crate::support::TestVault::new();
+    let id = v.secret("MY_OAUTH", r#"{"client_id": "old-client"}"#, &[]);
+    v.ok(&[
+        "credential",
+        "create",
+        "my-oauth",
+        "--provider",
+        "my-oauth",
+        "--secret-ref",
+        &id,
+        "--auth",
+        "oauth2",
+        "--token-endpoint",
+        "https://auth.example.com/oauth/token",
+        "--host",
+        "oauth-api.example.com",
+    ]);
+    v.ok(&[
+        "capability",
+        "create",
+        "my-oauth/api",
+        "--credential",
+        "my-oauth",
+        "--method",
+        "GET",
+        "--path",
+        "/oauth-api",
+    ]);
+    let token = v.agent("a", &[]);
+    let (code, err) = v.fails(&["oauth", "connect", "my-oauth", "--browser", "--no-browser"]);
+    assert!(code != 0 && err.contains("no console is running"), "{err}");
+    let args = proxy_args(&up, &["auth.example.com", "oauth-api.example.com"]);
+    let p = v.proxy(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    let link = v.json(&["oauth", "connect", "my-oauth", "--browser", "--no-browser"])["connect_url"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let seen = drive(
+        "credential",
+        "credential-connect",
+        &link,
+        &[
+            "my-oauth",
+            "GitHub",
+            "https://auth.example.com/oauth/authorize",
+            "aivault-client",
+            "client-secret-xyz",
+            "auth.example.com",
+            &up.addr.to_string(),
+        ],
+    );
+    assert_eq!(seen["prefilled"]["authorization_url"], "https://github.com/login/oauth/authorize", "{seen}");
+    assert_eq!(seen["prefilled"]["token_url_kept"], true, "the credential's token endpoint cannot be moved");
+    assert_eq!(seen["h1"], "Connected", "{}", seen["html"]);
+    assert!(seen["html"].as_str().unwrap().contains("are stored"));
+    let (code, out, _) =
+        crate::proxy_curl::curl(&p.url(&token), &v.ca_path(), &["-i", "https://oauth-api.example.com/oauth-api/me"]);
+    assert!(code == 0 && out.contains(" 200"), "{out}");
+    assert_eq!(up.oauth.lock().unwrap().token_calls, 1, "only the code exchange");
+    let kinds = v.ok(&["--json", "audit", "--limit", "20"]);
+    assert!(kinds.contains("connected with PKCE in the console") && !kinds.contains("client-secret-xyz"), "{kinds}");
+}

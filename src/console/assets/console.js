@@ -20,7 +20,7 @@ document.addEventListener("DOMContentLoaded", () => {
       if (!option) return;
       const form = field.form;
       form.elements.authorization_url.value = option.dataset.auth;
-      form.elements.token_url.value = option.dataset.token;
+      if (!form.elements.token_url.readOnly) form.elements.token_url.value = option.dataset.token;
       form.elements.client_auth.value = option.dataset.clientAuth;
       const scopes = (option.dataset.scopes || "").split(" ").filter(Boolean);
       const list = document.getElementById(form.elements.scopes.getAttribute("list"));
