@@ -234,6 +234,12 @@ pub fn status_for_agent(path: &Path, lock_wait: Duration, agent: &str, id: &str)
 }
 
 impl Vault {
+    /// Marks due proposals expired and commits, so a refused decision that follows (which rolls
+    /// its own transaction back) cannot undo the expiry.
+    fn sweep(&self) -> Result<()> {
+        self.store.write(|tx| expire_due(tx, now_ms()))
+    }
+
     /// Proposals, pending first then newest (`all`: decided ones too).
     pub fn proposal_list(&self, all: bool) -> Result<Vec<ProposalView>> {
         self.store.write(|tx| {
@@ -283,6 +289,7 @@ impl Vault {
         endpoints: proposal::OAuthSlot,
         why: &str,
     ) -> Result<()> {
+        self.sweep()?;
         self.store.write(|tx| {
             let mut row = pending(tx, id)?;
             let Some(slot) = row.slots.iter_mut().find(|s| s.key == key && s.is_oauth() && s.action == Action::Set)
@@ -303,6 +310,7 @@ impl Vault {
     /// replace the agent's value in) static `set` slots; a slot left without a value refuses
     /// the whole approval and changes nothing.
     pub fn proposal_approve(&self, id: &str, values: &[(String, SecretBytes)], via: &str) -> Result<Approved> {
+        self.sweep()?;
         self.store.write(|tx| {
             let mut row = pending(tx, id)?;
             for (k, _) in values {
@@ -398,6 +406,7 @@ impl Vault {
     }
 
     pub fn proposal_reject(&self, id: &str, reason: Option<String>, via: &str) -> Result<ProposalView> {
+        self.sweep()?;
         self.store.write(|tx| {
             let mut row = pending(tx, id)?;
             row.status = Status::Rejected;
@@ -415,6 +424,7 @@ impl Vault {
 
     /// Mints a one-time review link token for a pending proposal.
     pub fn proposal_link(&self, id: &str) -> Result<String> {
+        self.sweep()?;
         let token = crypto::random_token("")?;
         self.store.write(|tx| {
             let row = pending(tx, id)?;
@@ -470,8 +480,8 @@ fn get(tx: &WriteTx, id: &str) -> Result<ProposalRow> {
         .ok_or_else(|| Error::not_found("proposal", id, "list them with `aivault proposal list --all`"))
 }
 
+/// The pending proposal `id` (expiry is swept first, in its own transaction: see `Vault::sweep`).
 fn pending(tx: &mut WriteTx, id: &str) -> Result<ProposalRow> {
-    expire_due(tx, now_ms())?;
     let row = get(tx, id)?;
     if row.status != Status::Pending {
         return Err(Error::Conflict(format!("proposal {id} is already {}", row.status.as_str())));
@@ -549,4 +559,67 @@ fn view(tx: &WriteTx, row: &ProposalRow) -> Result<ProposalView> {
         decided_via: row.decided_via.clone(),
         reason: row.reason.clone(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{Config, KeySource};
+
+    fn config(dir: &Path) -> Config {
+        Config {
+            home: dir.join("home"),
+            key: KeySource::File(dir.join("home/master.key")),
+            lock_wait: Duration::from_secs(2),
+        }
+    }
+
+    /// Raises a proposal the way the proxy does (the store is free while it writes); returns the
+    /// row and the vault opened again.
+    fn raise(cfg: &Config, body: &str) -> (ProposalRow, Vault) {
+        let key = Vault::open(cfg).unwrap().into_key();
+        let parsed = proposal::parse(body.as_bytes()).unwrap();
+        let row = create_at(&cfg.store_path(), cfg.lock_wait, &key, "bot", &Context::global(), parsed).unwrap();
+        (row, Vault::open(cfg).unwrap())
+    }
+
+    #[test]
+    fn a_proposal_past_its_expiry_is_expired_audited_and_cannot_be_approved() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = config(dir.path());
+        let (row, v) = raise(&cfg, r#"{"credentials": [{"key": "K", "value": "agent-made"}]}"#);
+        assert!(!row.staged.is_empty());
+        v.store
+            .write(|tx| {
+                let mut r = get(tx, &row.id)?;
+                r.expires_ms = now_ms() - 1;
+                tx.put(&row.id, &r)?;
+                Ok::<_, Error>(())
+            })
+            .unwrap();
+        assert!(matches!(v.proposal_approve(&row.id, &[], "cli"), Err(Error::Conflict(m)) if m.contains("expired")));
+        let stored = v.store.read(|tx| tx.get::<ProposalRow>(&row.id)).unwrap().unwrap();
+        assert!(stored.staged.is_empty(), "an expired proposal drops the agent's staged value");
+        let kinds: Vec<String> = v.audit(&Default::default()).unwrap().into_iter().map(|e| e.kind).collect();
+        assert!(kinds.contains(&"proposal.expire".to_owned()), "{kinds:?}");
+        assert!(v.proposal_link(&row.id).is_err(), "no link to a decided proposal");
+        drop(v);
+        assert_eq!(status_for_agent(&cfg.store_path(), cfg.lock_wait, "bot", &row.id).unwrap(), Some(Status::Expired));
+        assert_eq!(status_for_agent(&cfg.store_path(), cfg.lock_wait, "other", &row.id).unwrap(), None);
+    }
+
+    #[test]
+    fn review_links_are_single_use_and_expire() {
+        let dir = tempfile::tempdir().unwrap();
+        let (row, v) = raise(&config(dir.path()), r#"{"credentials": [{"key": "K"}]}"#);
+        let token = v.proposal_link(&row.id).unwrap();
+        assert_eq!(v.review_redeem(&token).unwrap(), row.id);
+        assert!(v.review_redeem(&token).unwrap_err().to_string().contains("already used"));
+        assert!(v.review_redeem("forged").unwrap_err().to_string().contains("not valid"));
+        let stale = crypto::random_token("").unwrap();
+        v.store.write(|tx| mint_link(tx, &stale, row.id.clone(), now_ms() - 1)).unwrap();
+        assert!(v.review_redeem(&stale).unwrap_err().to_string().contains("expired"));
+        let links = v.store.read(|tx| tx.list::<ReviewLinkRow>()).unwrap();
+        assert!(links.iter().all(|l| l.token_sha256 != token && l.token_sha256 != stale), "only hashes are stored");
+    }
 }
