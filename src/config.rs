@@ -24,12 +24,14 @@ pub struct Config {
     pub key: KeySource,
     /// How long to wait for another aivault process to release the store.
     pub lock_wait: Duration,
+    /// Where the state lives: `--store`, else `AIVAULT_STORE_URL`, else `<home>/vault.redb`.
+    pub store: crate::store::Location,
 }
 
 impl Config {
     /// `--home` flag, else `AIVAULT_HOME`, else `$XDG_DATA_HOME/aivault`, else
     /// `~/.local/share/aivault`.
-    pub fn resolve(home_flag: Option<&Path>) -> Result<Config> {
+    pub fn resolve(home_flag: Option<&Path>, store_flag: Option<&str>) -> Result<Config> {
         let home = match home_flag {
             Some(h) => h.to_owned(),
             None => match non_empty_env("AIVAULT_HOME") {
@@ -49,11 +51,34 @@ impl Config {
             Some(k) => KeySource::Env(Zeroizing::new(k)),
             None => KeySource::File(home.join("master.key")),
         };
-        Ok(Config { home, key, lock_wait: Duration::from_secs(10) })
+        let store = match store_flag.map(str::to_owned).or_else(|| non_empty_env("AIVAULT_STORE_URL")) {
+            Some(text) => match crate::store::Location::parse(&text) {
+                crate::store::Location::Postgres(url, _) => {
+                    let passfile = non_empty_env("PGPASSFILE")
+                        .map(PathBuf::from)
+                        .or_else(|| non_empty_env("HOME").map(|h| PathBuf::from(h).join(".pgpass")));
+                    crate::store::Location::Postgres(url, passfile)
+                }
+                file => file,
+            },
+            None => crate::store::Location::File(home.join("vault.redb")),
+        };
+        Ok(Config { home, key, lock_wait: Duration::from_secs(10), store })
     }
 
-    pub fn store_path(&self) -> PathBuf {
-        self.home.join("vault.redb")
+    /// A config for `home` with the default key file and redb store (tests, tools).
+    pub fn for_home(home: &Path) -> Config {
+        Config {
+            home: home.to_owned(),
+            key: KeySource::File(home.join("master.key")),
+            lock_wait: Duration::from_secs(10),
+            store: crate::store::Location::File(home.join("vault.redb")),
+        }
+    }
+
+    /// Where the proxy spills audit records it cannot write yet (0600).
+    pub fn spill_path(&self) -> PathBuf {
+        self.home.join("vault.audit-spill")
     }
 }
 

@@ -127,9 +127,12 @@ pub fn run_agent(cfg: &Config, out: Out, cmd: AgentCmd) -> Result<()> {
             });
         }
         AgentCmd::Revoke { name } => {
-            let info = Vault::open(cfg)?.agent_revoke(&name)?;
-            // Return only once every running proxy refuses the token.
-            let generation = crate::store::read_generation_file(&cfg.store_path()).unwrap_or(0);
+            let (info, generation) = {
+                let vault = Vault::open(cfg)?;
+                let info = vault.agent_revoke(&name)?;
+                (info, vault.generation()?)
+            };
+            // Return only once every running proxy (announced in this data directory) refuses the token.
             let behind = crate::service::proxies::wait_for(&cfg.home, generation, std::time::Duration::from_secs(3));
             out.show(&info, false, || render::line(&format!("Agent revoked: {}", info.name)));
             if !behind.is_empty() {

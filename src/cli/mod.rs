@@ -34,6 +34,10 @@ pub struct Cli {
     /// Print one JSON document on stdout instead of human output.
     #[arg(long, global = true)]
     pub json: bool,
+    /// Where the state lives: a PostgreSQL URL (fleet mode) or a redb file (default:
+    /// $AIVAULT_STORE_URL, else <home>/vault.redb).
+    #[arg(long, global = true, value_name = "URL")]
+    pub store: Option<String>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -95,7 +99,7 @@ pub enum Command {
 /// Runs a parsed command line.
 pub fn run(cli: Cli) -> Result<()> {
     let out = Out { json: cli.json };
-    let cfg = Config::resolve(cli.home.as_deref())?;
+    let cfg = Config::resolve(cli.home.as_deref(), cli.store.as_deref())?;
     match cli.command {
         Command::Completions(args) => {
             misc::completions(&args);

@@ -153,8 +153,8 @@ pub fn console(cfg: &Config, args: ConsoleArgs) -> Result<()> {
         .enable_all()
         .build()
         .map_err(|e| Error::Io(format!("cannot start the async runtime: {e}")))?;
+    crate::service::Vault::open(cfg)?;
     runtime.block_on(async {
-        crate::service::Vault::open(cfg)?;
         let console = crate::console::Console::bind(cfg, bind, upstream).await?;
         render::line(&format!("aivault console on {}", console.url()));
         console.run(shutdown_signal()).await;

@@ -35,7 +35,7 @@ pub async fn wait(shared: &Shared, hold: Hold, timeout: Duration) -> Result<(), 
         reason: None,
     };
     let mut changes = shared.snapshot.subscribe();
-    let (path, lock_wait) = (shared.store_path.clone(), shared.lock_wait);
+    let (path, lock_wait) = (shared.store.clone(), shared.lock_wait);
     match tokio::task::spawn_blocking(move || crate::service::approvals::request_at(&path, lock_wait, &row)).await {
         Ok(Ok(())) => {}
         Ok(Err(e)) => return Err(refused(format!("cannot record the request for approval: {e}"))),
@@ -62,7 +62,7 @@ pub async fn wait(shared: &Shared, hold: Hold, timeout: Duration) -> Result<(), 
                 }
             }
             () = tokio::time::sleep_until(deadline) => {
-                let (path, lock_wait, expired) = (shared.store_path.clone(), shared.lock_wait, id.clone());
+                let (path, lock_wait, expired) = (shared.store.clone(), shared.lock_wait, id.clone());
                 let _ = tokio::task::spawn_blocking(move || crate::service::approvals::expire_at(&path, lock_wait, &expired)).await;
                 return Err(refused(format!(
                     "approval {id} got no decision within {} s (--approval-timeout)",

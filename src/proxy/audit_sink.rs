@@ -73,11 +73,15 @@ fn read_lines(path: &Path) -> Vec<AuditEvent> {
 }
 
 impl AuditSink {
-    /// Starts the writer task for the store at `store_path`.
-    pub fn spawn(store_path: PathBuf, lock_wait: Duration) -> (AuditSink, tokio::task::JoinHandle<()>) {
+    /// Starts the writer task for the store at `store`, spilling to `spill_path` past the queue.
+    pub fn spawn(
+        store: crate::store::Location,
+        spill_path: PathBuf,
+        lock_wait: Duration,
+    ) -> (AuditSink, tokio::task::JoinHandle<()>) {
         let (tx, mut rx) = mpsc::channel::<AuditEvent>(QUEUE);
         let spill = std::sync::Arc::new(Spill {
-            path: store_path.with_extension("audit-spill"),
+            path: spill_path,
             lock: Mutex::new(()),
             waiting: AtomicUsize::new(0),
         });
@@ -110,7 +114,7 @@ impl AuditSink {
                     continue;
                 }
                 let batch = std::mem::take(&mut pending);
-                let path = store_path.clone();
+                let path = store.clone();
                 let result = tokio::task::spawn_blocking(move || {
                     let r = crate::service::append_audit_at(&path, lock_wait, &batch);
                     (r, batch)

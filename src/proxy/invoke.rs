@@ -115,14 +115,14 @@ pub fn run(cfg: &Config, net: &UpstreamConfig, req: InvokeRequest) -> Result<Inv
         .enable_all()
         .build()
         .map_err(|e| Error::Io(format!("cannot start the async runtime: {e}")))?;
-    let store_path = cfg.store_path();
+    let (store, spill) = (cfg.store.clone(), cfg.spill_path());
     let lock_wait = cfg.lock_wait;
     let key = vault.into_key();
     let (status, headers, body) = runtime.block_on(async move {
-        let (audit, writer) = AuditSink::spawn(store_path.clone(), lock_wait);
+        let (audit, writer) = AuditSink::spawn(store.clone(), spill, lock_wait);
         let shared = Shared {
             key,
-            store_path,
+            store,
             lock_wait,
             snapshot: SnapshotCell::new(snapshot),
             upstream: Upstream::new(net.clone())?,

@@ -69,8 +69,8 @@ impl SnapshotCell {
 /// What every request handler shares.
 pub struct Shared {
     pub key: MasterKey,
-    /// Where held requests are recorded.
-    pub store_path: std::path::PathBuf,
+    /// Where held requests and proposals are recorded.
+    pub store: crate::store::Location,
     pub lock_wait: std::time::Duration,
     pub snapshot: SnapshotCell,
     pub upstream: Upstream,

@@ -73,7 +73,7 @@ async fn create(state: &Arc<ProxyState>, agent: &Agent, req: Request<Incoming>) 
     let (name, ctx, writer) = (agent.caller.agent.clone(), agent.caller.ctx.clone(), state.clone());
     let row = tokio::task::spawn_blocking(move || {
         let shared = &writer.shared;
-        crate::service::proposals::create_at(&shared.store_path, shared.lock_wait, &shared.key, &name, &ctx, parsed)
+        crate::service::proposals::create_at(&shared.store, shared.lock_wait, &shared.key, &name, &ctx, parsed)
     })
     .await
     .map_err(|_| Refusal::new(ErrorCode::InternalError, "the proposal writer stopped"))??;
@@ -98,7 +98,7 @@ async fn status(state: &Arc<ProxyState>, agent: &Agent, id: &str) -> Result<Resp
     if id.len() > 64 || !id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
         return Err(not_found());
     }
-    let (path, lock_wait) = (state.shared.store_path.clone(), state.shared.lock_wait);
+    let (path, lock_wait) = (state.shared.store.clone(), state.shared.lock_wait);
     let (name, wanted) = (agent.caller.agent.clone(), id.to_owned());
     let status = tokio::task::spawn_blocking(move || {
         crate::service::proposals::status_for_agent(&path, lock_wait, &name, &wanted)

@@ -148,22 +148,29 @@ pub struct Proxy {
 impl Proxy {
     /// Opens the vault, loads the CA and the snapshot, and binds the listener.
     pub async fn bind(config: &Config, opts: ProxyOptions) -> Result<Proxy> {
-        let vault = Vault::open(config)?;
-        let material = vault.ca_material()?;
+        // Opening the store blocks (a file lock, or a database connection): off the async threads.
+        let cfg = config.clone();
+        let (key, material, snapshot) = tokio::task::spawn_blocking(move || {
+            let vault = Vault::open(&cfg)?;
+            let material = vault.ca_material()?;
+            let snapshot = vault.snapshot()?;
+            // Closing the store blocks too (a database connection ends here).
+            Ok::<_, Error>((vault.into_key(), material, snapshot))
+        })
+        .await
+        .map_err(|_| Error::Io("the vault opener stopped".into()))??;
         let ca =
             Authority::new(&material.cert_pem, &material.key_pkcs8, &material.common_name, super::crypto_provider())
                 .map_err(|e| Error::Io(e.to_string()))?;
         let ca_name = material.common_name.clone();
         drop(material);
-        let snapshot = vault.snapshot()?;
-        let key = vault.into_key();
         let listener = TcpListener::bind(opts.listen)
             .await
             .map_err(|e| Error::Io(format!("cannot listen on {}: {e}", opts.listen)))?;
-        let (audit, audit_task) = AuditSink::spawn(config.store_path(), config.lock_wait);
+        let (audit, audit_task) = AuditSink::spawn(config.store.clone(), config.spill_path(), config.lock_wait);
         let shared = Shared {
             key,
-            store_path: config.store_path(),
+            store: config.store.clone(),
             lock_wait: config.lock_wait,
             snapshot: SnapshotCell::new(snapshot),
             upstream: Upstream::new(opts.upstream.clone())?,
@@ -300,7 +307,24 @@ async fn serve_client(
 /// Keeps the snapshot (and the CA) current: a management command anywhere reaches a running
 /// proxy within about 250 ms.
 async fn watch_vault(state: Arc<ProxyState>, mut me: crate::service::proxies::Announcement) {
-    let path = state.config.store_path();
+    let path = state.config.store.clone();
+    // PostgreSQL: a dedicated connection LISTENs and reports each generation it sees.
+    let mut pg_generations = crate::store::GenerationWatch::new(&path, state.config.lock_wait).map(|mut watch| {
+        let (tx, rx) = tokio::sync::mpsc::channel::<Result<u64, String>>(4);
+        std::thread::spawn(move || {
+            loop {
+                let seen = watch.next(Duration::from_millis(500)).map_err(|e| e.to_string());
+                let failed = seen.is_err();
+                if tx.blocking_send(seen).is_err() {
+                    break;
+                }
+                if failed {
+                    std::thread::sleep(Duration::from_millis(500));
+                }
+            }
+        });
+        rx
+    });
     let mut tick = tokio::time::interval(Duration::from_millis(100));
     // A damaged or unreadable store is logged once (and its recovery), not every tick:
     // `report(Some(error))` on a failure, `report(None)` on success.
@@ -317,13 +341,31 @@ async fn watch_vault(state: Arc<ProxyState>, mut me: crate::service::proxies::An
         _ => {}
     };
     loop {
-        tick.tick().await;
-        let current = state.shared.snapshot.load().generation;
-        // Cheap check first: the sidecar changes only when a management command commits.
-        match crate::store::read_generation_file(&path) {
-            Some(g) if g == current => continue,
-            _ => {}
-        }
+        let current = if let Some(rx) = pg_generations.as_mut() {
+            let Some(seen) = rx.recv().await else { return };
+            let current = state.shared.snapshot.load().generation;
+            match seen {
+                Ok(g) if g == current => {
+                    report(None);
+                    continue;
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    report(Some(e));
+                    continue;
+                }
+            }
+            current
+        } else {
+            tick.tick().await;
+            let current = state.shared.snapshot.load().generation;
+            // Cheap check first: the sidecar changes only when a management command commits.
+            match crate::store::read_generation_file(&path) {
+                Some(g) if g == current => continue,
+                _ => {}
+            }
+            current
+        };
         let (p, wait) = (path.clone(), state.config.lock_wait);
         let generation = match tokio::task::spawn_blocking(move || crate::service::read_generation(&p, wait)).await {
             Ok(Ok(g)) => g,

@@ -59,7 +59,7 @@ impl Vault {
 }
 
 /// Records a held request (called by the proxy off its async threads).
-pub fn request_at(path: &std::path::Path, lock_wait: std::time::Duration, row: &ApprovalRow) -> Result<()> {
+pub fn request_at(path: &crate::store::Location, lock_wait: std::time::Duration, row: &ApprovalRow) -> Result<()> {
     let store = Store::open(path, lock_wait)?;
     store.write(|tx| {
         tx.put(&row.id, row)?;
@@ -72,7 +72,7 @@ pub fn request_at(path: &std::path::Path, lock_wait: std::time::Duration, row: &
 }
 
 /// Marks a held request that timed out (unless a decision arrived meanwhile).
-pub fn expire_at(path: &std::path::Path, lock_wait: std::time::Duration, id: &str) -> Result<()> {
+pub fn expire_at(path: &crate::store::Location, lock_wait: std::time::Duration, id: &str) -> Result<()> {
     let store = Store::open(path, lock_wait)?;
     store.write(|tx| {
         if let Some(mut row) = tx.get::<ApprovalRow>(id)? {

@@ -42,6 +42,7 @@ pub struct Vault {
     key: MasterKey,
     key_source: String,
     registry: &'static Registry,
+    location: crate::store::Location,
 }
 
 impl Vault {
@@ -49,11 +50,21 @@ impl Vault {
     pub fn open(cfg: &Config) -> Result<Vault> {
         ensure_private_dir(&cfg.home)?;
         let registry = Registry::builtin()?;
-        let store_path = cfg.store_path();
-        let store_existed = std::fs::metadata(&store_path).map(|m| m.len() > 0).unwrap_or(false);
-        let (key, key_source) = keys::load(cfg, store_existed)?;
-        let store = Store::open(&store_path, cfg.lock_wait)?;
-        let mut vault = Vault { home: cfg.home.clone(), store, key, key_source, registry };
+        let (store, key, key_source) = match &cfg.store {
+            crate::store::Location::File(path) => {
+                let store_existed = std::fs::metadata(path).map(|m| m.len() > 0).unwrap_or(false);
+                let (key, source) = keys::load(cfg, store_existed)?;
+                (Store::open(&cfg.store, cfg.lock_wait)?, key, source)
+            }
+            // A database is shared: it "exists" once a vault was initialised in it.
+            crate::store::Location::Postgres(..) => {
+                let store = Store::open(&cfg.store, cfg.lock_wait)?;
+                let initialised = store.read(|tx| tx.meta("kek_id"))?.is_some();
+                let (key, source) = keys::load(cfg, initialised)?;
+                (store, key, source)
+            }
+        };
+        let mut vault = Vault { home: cfg.home.clone(), store, key, key_source, registry, location: cfg.store.clone() };
         vault.check_key(cfg)?;
         Ok(vault)
     }
@@ -111,7 +122,7 @@ impl Vault {
             .read(|tx| {
                 Ok(api::Status {
                     home: self.home.display().to_string(),
-                    store: self.home.join("vault.redb").display().to_string(),
+                    store: self.location.to_string(),
                     key_source: self.key_source.clone(),
                     key_id: self.key.id().to_owned(),
                     schema_version: crate::store::SCHEMA_VERSION,
@@ -123,6 +134,11 @@ impl Vault {
                 })
             })
             .map_err(Error::from)
+    }
+
+    /// The management generation (bumped by every change a proxy must load).
+    pub fn generation(&self) -> Result<u64> {
+        Ok(self.store.read(|tx| tx.meta("generation"))?.and_then(|g| g.parse().ok()).unwrap_or(0))
     }
 
     /// Audit records matching `q`, newest first.
@@ -153,13 +169,13 @@ impl Vault {
 }
 
 /// Opens the store at `path` just long enough to read the management generation.
-pub fn read_generation(path: &Path, lock_wait: std::time::Duration) -> Result<u64> {
+pub fn read_generation(path: &crate::store::Location, lock_wait: std::time::Duration) -> Result<u64> {
     let store = Store::open(path, lock_wait)?;
     Ok(store.read(|tx| tx.meta("generation"))?.and_then(|g| g.parse().ok()).unwrap_or(0))
 }
 
 /// Opens the store at `path` and builds a snapshot (no master key needed: secrets stay sealed).
-pub fn load_snapshot(path: &Path, lock_wait: std::time::Duration) -> Result<Snapshot> {
+pub fn load_snapshot(path: &crate::store::Location, lock_wait: std::time::Duration) -> Result<Snapshot> {
     let store = Store::open(path, lock_wait)?;
     Snapshot::load(&store, Registry::builtin()?)
 }
@@ -174,7 +190,7 @@ pub(crate) fn audit_retention() -> crate::store::Retention {
 }
 
 /// Appends audit records to the store at `path` in one transaction.
-pub fn append_audit_at(path: &Path, lock_wait: std::time::Duration, events: &[AuditEvent]) -> Result<()> {
+pub fn append_audit_at(path: &crate::store::Location, lock_wait: std::time::Duration, events: &[AuditEvent]) -> Result<()> {
     let store = Store::open(path, lock_wait)?;
     let encoded: Vec<Vec<u8>> = events.iter().filter_map(|e| serde_json::to_vec(e).ok()).collect();
     store.write(|tx| tx.append_audit(&encoded, audit_retention()))?;

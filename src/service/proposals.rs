@@ -6,7 +6,6 @@
 //! tokens (only their hash is stored) that open one proposal's page in the console.
 
 use std::collections::BTreeMap;
-use std::path::Path;
 use std::time::Duration;
 
 use serde::Serialize;
@@ -20,7 +19,7 @@ use crate::proposal::{self, Action, CapabilityAsk, Parsed, Slot, Status};
 use crate::refusal::{ErrorCode, Refusal};
 use crate::scope::{Context, Scope};
 use crate::secret::{SecretBytes, SecretString};
-use crate::store::{CredentialRow, ProposalRow, ReviewLinkRow, SecretRow, Store, WriteTx, keys};
+use crate::store::{CredentialRow, Location, ProposalRow, ReviewLinkRow, SecretRow, Store, WriteTx, keys};
 use crate::time::{now_ms, rfc3339};
 
 /// How long a review link opens its page.
@@ -143,7 +142,7 @@ fn invalid(field: &str, message: String) -> Refusal {
 /// Records a new proposal from `agent` (called by the proxy, off its async threads). A refusal
 /// is for the agent: a bad field, too many pending, or a failure to record.
 pub fn create_at(
-    path: &Path,
+    path: &Location,
     lock_wait: Duration,
     key: &MasterKey,
     agent: &str,
@@ -227,7 +226,7 @@ pub fn create_at(
 }
 
 /// A proposal's status, for the agent that raised it only (`None` for anyone else).
-pub fn status_for_agent(path: &Path, lock_wait: Duration, agent: &str, id: &str) -> Result<Option<Status>> {
+pub fn status_for_agent(path: &Location, lock_wait: Duration, agent: &str, id: &str) -> Result<Option<Status>> {
     let store = Store::open(path, lock_wait)?;
     let row = store.read(|tx| tx.get::<ProposalRow>(id))?;
     Ok(row.filter(|r| r.agent == agent).map(|r| effective(&r, now_ms())))
@@ -564,14 +563,10 @@ fn view(tx: &WriteTx, row: &ProposalRow) -> Result<ProposalView> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{Config, KeySource};
+    use crate::config::Config;
 
-    fn config(dir: &Path) -> Config {
-        Config {
-            home: dir.join("home"),
-            key: KeySource::File(dir.join("home/master.key")),
-            lock_wait: Duration::from_secs(2),
-        }
+    fn config(dir: &std::path::Path) -> Config {
+        Config::for_home(&dir.join("home"))
     }
 
     /// Raises a proposal the way the proxy does (the store is free while it writes); returns the
@@ -579,7 +574,7 @@ mod tests {
     fn raise(cfg: &Config, body: &str) -> (ProposalRow, Vault) {
         let key = Vault::open(cfg).unwrap().into_key();
         let parsed = proposal::parse(body.as_bytes()).unwrap();
-        let row = create_at(&cfg.store_path(), cfg.lock_wait, &key, "bot", &Context::global(), parsed).unwrap();
+        let row = create_at(&cfg.store, cfg.lock_wait, &key, "bot", &Context::global(), parsed).unwrap();
         (row, Vault::open(cfg).unwrap())
     }
 
@@ -604,8 +599,8 @@ mod tests {
         assert!(kinds.contains(&"proposal.expire".to_owned()), "{kinds:?}");
         assert!(v.proposal_link(&row.id).is_err(), "no link to a decided proposal");
         drop(v);
-        assert_eq!(status_for_agent(&cfg.store_path(), cfg.lock_wait, "bot", &row.id).unwrap(), Some(Status::Expired));
-        assert_eq!(status_for_agent(&cfg.store_path(), cfg.lock_wait, "other", &row.id).unwrap(), None);
+        assert_eq!(status_for_agent(&cfg.store, cfg.lock_wait, "bot", &row.id).unwrap(), Some(Status::Expired));
+        assert_eq!(status_for_agent(&cfg.store, cfg.lock_wait, "other", &row.id).unwrap(), None);
     }
 
     #[test]

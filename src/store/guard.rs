@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use redb::{Database, DatabaseError};
 
-use super::Store;
+use super::file::FileStore;
 
 /// Store failures. None of them carries record contents.
 #[derive(Debug, thiserror::Error)]
@@ -28,6 +28,10 @@ pub enum StoreError {
         path = .0.display(), why = .1
     )]
     Damaged(PathBuf, String),
+    /// The PostgreSQL store cannot be reached or refused a statement (names the database, never
+    /// its password).
+    #[error("the vault database {0} failed: {1}")]
+    Database(String, String),
 }
 
 impl StoreError {
@@ -139,7 +143,7 @@ pub(super) fn create_new(path: &Path) -> Result<(), StoreError> {
         .map_err(|e| file_error(path, "cannot create", &e))?;
     let built = guarded(&tmp, || {
         let db = Database::create(&tmp).map_err(|e| open_error(&tmp, e))?;
-        let store = Store { db: Some(db), path: tmp.clone() };
+        let store = FileStore { db: Some(db), path: tmp.clone() };
         store.migrate(&tmp)
     });
     let linked = built.and_then(|()| match std::fs::hard_link(&tmp, path) {

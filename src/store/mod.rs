@@ -1,287 +1,52 @@
-//! The embedded store: one redb file in the data directory.
+//! The store: typed records (never plaintext) in the embedded redb file (default, `file.rs`) or in
+//! PostgreSQL for a fleet (`pg.rs`), behind one transaction API.
 //!
 //! Architecture invariants:
-//! - redb is used only in this module.
-//! - The store never sees plaintext: it keeps metadata and sealed envelopes.
+//! - redb and postgres are used only in this module.
+//! - The store never sees plaintext: it keeps metadata and sealed envelopes, on either backend.
 //! - Every management command is one write transaction; a failed command commits nothing.
-//! - Handles are short-lived. redb lets one process hold the file at a time, so every process
-//!   (CLI command, proxy snapshot reload, audit flush) opens, does one transaction and closes,
-//!   waiting a bounded time for the lock. See ARCHITECTURE.md, "Sharing the store".
+//! - Writers are serialised (redb: one file lock; PostgreSQL: one advisory lock per transaction).
+//! - File handles are short-lived: redb lets one process hold the file at a time, so every process
+//!   opens, does one transaction and closes, waiting a bounded time for the lock (ARCHITECTURE.md,
+//!   "Sharing the store").
 
+mod file;
 mod guard;
+mod location;
+mod pg;
 mod rows;
 
 pub use guard::StoreError;
-use guard::{check_file, create_new, guarded, open_error};
+pub use location::Location;
+pub use pg::PG_SCHEMA_VERSION;
 
-use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::path::Path;
+use std::time::Duration;
 
-use redb::{
-    Database, DatabaseError, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition, TableHandle,
-};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 pub use rows::{
-    AgentRow, ApprovalRow, AttachmentRow, BindingRow, CaRow, CapabilityRow, CredentialRow, LimitRow, Origin,
-    ProposalRow, ReviewLinkRow, SecretRow,
+    AgentRow, ApprovalRow, AttachmentRow, BindingRow, CaRow, CapabilityRow, CredentialRow, LimitRow, Origin, ProposalRow,
+    ReviewLinkRow, SecretRow,
 };
 
-/// The schema this binary writes. Older stores are migrated forward on open.
+/// The schema this binary writes in the redb file. Older stores are migrated forward on open.
 pub const SCHEMA_VERSION: u32 = 5;
 
-type Tbl = TableDefinition<'static, &'static str, &'static [u8]>;
+/// The string-valued tables (names and token hashes map to ids).
+const NAMES: &str = "secret_names";
+const AGENT_TOKENS: &str = "agent_tokens";
+const META: &str = "meta";
 
-const META: Tbl = TableDefinition::new("meta");
-const SECRETS: Tbl = TableDefinition::new("secrets");
-/// `<scope key>\0<name or alias>` → secret id. Names and aliases share one namespace per scope.
-const NAMES: TableDefinition<'static, &'static str, &'static str> = TableDefinition::new("secret_names");
-const CREDENTIALS: Tbl = TableDefinition::new("credentials");
-const CAPABILITIES: Tbl = TableDefinition::new("capabilities");
-/// `<capability>\0<scope key>` → binding.
-const BINDINGS: Tbl = TableDefinition::new("bindings");
-/// `<secret id>\0<workspace>\0<group>` → attachment.
-const ATTACHMENTS: Tbl = TableDefinition::new("group_attachments");
-const AGENTS: Tbl = TableDefinition::new("agents");
-/// Token hash → agent id.
-const AGENT_TOKENS: TableDefinition<'static, &'static str, &'static str> = TableDefinition::new("agent_tokens");
-/// Request records (trimmed by age and count).
-const AUDIT: TableDefinition<'static, u64, &'static [u8]> = TableDefinition::new("audit");
-/// Security events (vault, secret, credential, agent changes): never evicted by request records.
-/// Sequence numbers are shared with `audit`, so the two merge into one timeline.
-const AUDIT_SECURITY: TableDefinition<'static, u64, &'static [u8]> = TableDefinition::new("audit_security");
-const CA: Tbl = TableDefinition::new("ca");
-/// `capability:<id>` / `credential:<id>` / `agent:<name>` → limit.
-const LIMITS: Tbl = TableDefinition::new("limits");
-/// Approval id → held request or standing allowance.
-const APPROVALS: Tbl = TableDefinition::new("approvals");
-/// Proposal id → proposal.
-const PROPOSALS: Tbl = TableDefinition::new("proposals");
-/// Review-link token hash → link.
-const REVIEW_LINKS: Tbl = TableDefinition::new("review_links");
-
-/// Ordered migrations: entry `i` moves a store from version `i` to `i + 1`.
-type Migration = fn(&redb::WriteTransaction) -> Result<(), redb::Error>;
-const MIGRATIONS: &[Migration] = &[migrate_0_to_1, migrate_1_to_2, migrate_2_to_3, migrate_3_to_4, migrate_4_to_5];
-
-/// Proposals and their review links get their tables.
-fn migrate_4_to_5(tx: &redb::WriteTransaction) -> Result<(), redb::Error> {
-    tx.open_table(PROPOSALS)?;
-    tx.open_table(REVIEW_LINKS)?;
-    Ok(())
-}
-
-/// Held requests get their table.
-fn migrate_3_to_4(tx: &redb::WriteTransaction) -> Result<(), redb::Error> {
-    tx.open_table(APPROVALS)?;
-    Ok(())
-}
-
-/// Rate limits and budgets get their table.
-fn migrate_2_to_3(tx: &redb::WriteTransaction) -> Result<(), redb::Error> {
-    tx.open_table(LIMITS)?;
-    Ok(())
-}
-
-fn migrate_0_to_1(tx: &redb::WriteTransaction) -> Result<(), redb::Error> {
-    tx.open_table(SECRETS)?;
-    tx.open_table(NAMES)?;
-    tx.open_table(CREDENTIALS)?;
-    tx.open_table(CAPABILITIES)?;
-    tx.open_table(BINDINGS)?;
-    tx.open_table(ATTACHMENTS)?;
-    tx.open_table(AGENTS)?;
-    tx.open_table(AGENT_TOKENS)?;
-    tx.open_table(AUDIT)?;
-    tx.open_table(CA)?;
-    Ok(())
-}
-
-/// Security events move out of the request log into their own table.
-fn migrate_1_to_2(tx: &redb::WriteTransaction) -> Result<(), redb::Error> {
-    let mut security = tx.open_table(AUDIT_SECURITY)?;
-    let mut audit = tx.open_table(AUDIT)?;
-    let mut moved = Vec::new();
-    for item in audit.iter()? {
-        let (k, v) = item?;
-        if is_security_record(v.value()) {
-            moved.push((k.value(), v.value().to_vec()));
-        }
-    }
-    for (k, v) in moved {
-        security.insert(k, v.as_slice())?;
-        audit.remove(k)?;
-    }
-    Ok(())
-}
-
-/// Whether an encoded audit record is a security event (anything but a proxied request).
-fn is_security_record(bytes: &[u8]) -> bool {
-    #[derive(serde::Deserialize)]
-    struct Kind {
-        kind: String,
-    }
-    serde_json::from_slice::<Kind>(bytes).map(|k| crate::audit::is_security_kind(&k.kind)).unwrap_or(true)
-}
-
-/// An open store. Drop it promptly: holding it blocks other aivault processes.
-pub struct Store {
-    /// `None` only while dropping.
-    db: Option<Database>,
-    path: PathBuf,
-}
-
-impl Drop for Store {
-    /// redb commits its allocator state when a database is dropped, which can fail (and panic)
-    /// on a damaged file: that too runs under the guard.
-    fn drop(&mut self) {
-        let db = self.db.take();
-        let _ = guarded(&self.path, move || {
-            drop(db);
-            Ok(())
-        });
-    }
-}
-
-/// The sidecar file holding the management generation, rewritten after every commit that changed
-/// it. Running proxies poll this tiny file instead of opening the store (audit appends, which
-/// change the store file constantly, do not touch it).
-pub fn generation_file(store_path: &Path) -> PathBuf {
-    store_path.with_extension("generation")
-}
-
-impl Store {
-    /// Opens (creating with mode 0600 if needed) and migrates the store at `path`, waiting up
-    /// to `lock_wait` for another process to release it.
-    pub fn open(path: &Path, lock_wait: Duration) -> Result<Store, StoreError> {
-        if !path.exists() {
-            create_new(path)?;
-        }
-        check_file(path)?;
-        let deadline = Instant::now() + lock_wait;
-        let mut pause = Duration::from_millis(5);
-        let db = loop {
-            match guarded(path, || Ok(Database::create(path))) {
-                Ok(Ok(db)) => break db,
-                Ok(Err(DatabaseError::DatabaseAlreadyOpen)) if Instant::now() < deadline => {
-                    std::thread::sleep(pause);
-                    pause = (pause * 2).min(Duration::from_millis(100));
-                }
-                Ok(Err(DatabaseError::DatabaseAlreadyOpen)) => {
-                    return Err(StoreError::Busy(path.to_owned()));
-                }
-                Ok(Err(e)) => return Err(open_error(path, e)),
-                Err(e) => return Err(e),
-            }
-        };
-        let store = Store { db: Some(db), path: path.to_owned() };
-        guarded(path, || store.migrate(path))?;
-        Ok(store)
-    }
-
-    fn migrate(&self, path: &Path) -> Result<(), StoreError> {
-        let tx = self.db()?.begin_write()?;
-        let version = {
-            let meta = tx.open_table(META)?;
-            let v = meta.get("schema_version")?.map(|g| g.value().to_vec());
-            match v {
-                Some(bytes) => std::str::from_utf8(&bytes)
-                    .ok()
-                    .and_then(|s| s.parse::<u32>().ok())
-                    .ok_or_else(|| StoreError::Foreign(path.to_owned(), "bad schema version".into()))?,
-                None => {
-                    let foreign = tx.list_tables()?.any(|t| t.name() != "meta");
-                    if foreign {
-                        return Err(StoreError::Foreign(path.to_owned(), "no aivault schema".into()));
-                    }
-                    0
-                }
-            }
-        };
-        if version > SCHEMA_VERSION {
-            return Err(StoreError::NewerSchema { found: version, known: SCHEMA_VERSION });
-        }
-        if version == SCHEMA_VERSION {
-            tx.abort()?;
-            return Ok(());
-        }
-        for step in &MIGRATIONS[version as usize..] {
-            step(&tx)?;
-        }
-        {
-            let mut meta = tx.open_table(META)?;
-            meta.insert("schema_version", SCHEMA_VERSION.to_string().as_bytes())?;
-        }
-        tx.commit()?;
-        Ok(())
-    }
-
-    fn db(&self) -> Result<&Database, StoreError> {
-        self.db.as_ref().ok_or_else(|| StoreError::Io("the store is closed".into()))
-    }
-
-    /// Runs `f` in one read transaction.
-    pub fn read<T>(&self, f: impl FnOnce(&ReadTx) -> Result<T, StoreError>) -> Result<T, StoreError> {
-        guarded(&self.path, || {
-            let tx = ReadTx { tx: self.db()?.begin_read()? };
-            f(&tx)
-        })
-    }
-
-    /// Runs `f` in one write transaction, committed only if `f` returns `Ok`.
-    pub fn write<T, E: From<StoreError>>(&self, f: impl FnOnce(&mut WriteTx) -> Result<T, E>) -> Result<T, E> {
-        // The closure's own error travels out of the guard untouched; only engine failures map.
-        let outcome = guarded(&self.path, || {
-            let mut tx = WriteTx { tx: self.db()?.begin_write()?, bumped: None };
-            match f(&mut tx) {
-                Ok(v) => {
-                    tx.tx.commit()?;
-                    Ok(Ok((v, tx.bumped)))
-                }
-                Err(e) => {
-                    let _ = tx.tx.abort();
-                    Ok(Err(e))
-                }
-            }
-        });
-        match outcome {
-            Ok(Ok((v, bumped))) => {
-                if let Some(generation) = bumped {
-                    // Best effort: a stale sidecar only delays a reload until the next change.
-                    let _ = write_generation(&self.path, generation);
-                }
-                Ok(v)
-            }
-            Ok(Err(e)) => Err(e),
-            Err(e) => Err(E::from(e)),
-        }
-    }
-}
-
-fn write_generation(store_path: &Path, generation: u64) -> std::io::Result<()> {
-    use std::io::Write as _;
-    use std::os::unix::fs::OpenOptionsExt;
-    let path = generation_file(store_path);
-    let tmp = path.with_extension("generation.tmp");
-    let mut f = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp)?;
-    f.write_all(generation.to_string().as_bytes())?;
-    drop(f);
-    std::fs::rename(tmp, path)
-}
-
-/// The generation recorded in the sidecar, if any.
-pub fn read_generation_file(store_path: &Path) -> Option<u64> {
-    std::fs::read_to_string(generation_file(store_path)).ok()?.trim().parse().ok()
-}
-
-fn decode<T: DeserializeOwned>(what: &str, bytes: &[u8]) -> Result<T, StoreError> {
+pub(crate) fn decode<T: DeserializeOwned>(what: &str, bytes: &[u8]) -> Result<T, StoreError> {
     serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt(format!("{what}: {e}")))
 }
 
-fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, StoreError> {
+pub(crate) fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, StoreError> {
     serde_json::to_vec(value).map_err(|e| StoreError::Corrupt(e.to_string()))
 }
+
 
 /// How much of the request log to keep.
 #[derive(Clone, Copy, Debug)]
@@ -291,7 +56,7 @@ pub struct Retention {
     pub min_ts_ms: u64,
 }
 
-fn record_ts_ms(bytes: &[u8]) -> u64 {
+pub(crate) fn record_ts_ms(bytes: &[u8]) -> u64 {
     #[derive(serde::Deserialize)]
     struct Ts {
         ts_ms: u64,
@@ -299,54 +64,66 @@ fn record_ts_ms(bytes: &[u8]) -> u64 {
     serde_json::from_slice::<Ts>(bytes).map(|t| t.ts_ms).unwrap_or(u64::MAX)
 }
 
+
+/// Whether an encoded audit record is a security event (anything but a proxied request).
+pub(crate) fn is_security_record(bytes: &[u8]) -> bool {
+    #[derive(serde::Deserialize)]
+    struct Kind {
+        kind: String,
+    }
+    serde_json::from_slice::<Kind>(bytes).map(|k| crate::audit::is_security_kind(&k.kind)).unwrap_or(true)
+}
+
+
 /// A record kind stored as JSON in its own table, keyed by a string.
 pub trait Record: Serialize + DeserializeOwned {
-    const TABLE: Tbl;
+    /// The table (redb) or `tbl` value (PostgreSQL) the kind lives in.
+    const NAME: &'static str;
     const WHAT: &'static str;
 }
 
 impl Record for SecretRow {
-    const TABLE: Tbl = SECRETS;
+    const NAME: &'static str = "secrets";
     const WHAT: &'static str = "secret";
 }
 impl Record for CredentialRow {
-    const TABLE: Tbl = CREDENTIALS;
+    const NAME: &'static str = "credentials";
     const WHAT: &'static str = "credential";
 }
 impl Record for CapabilityRow {
-    const TABLE: Tbl = CAPABILITIES;
+    const NAME: &'static str = "capabilities";
     const WHAT: &'static str = "capability";
 }
 impl Record for BindingRow {
-    const TABLE: Tbl = BINDINGS;
+    const NAME: &'static str = "bindings";
     const WHAT: &'static str = "binding";
 }
 impl Record for AttachmentRow {
-    const TABLE: Tbl = ATTACHMENTS;
+    const NAME: &'static str = "group_attachments";
     const WHAT: &'static str = "attachment";
 }
 impl Record for AgentRow {
-    const TABLE: Tbl = AGENTS;
+    const NAME: &'static str = "agents";
     const WHAT: &'static str = "agent";
 }
 impl Record for CaRow {
-    const TABLE: Tbl = CA;
+    const NAME: &'static str = "ca";
     const WHAT: &'static str = "ca";
 }
 impl Record for ApprovalRow {
-    const TABLE: Tbl = APPROVALS;
+    const NAME: &'static str = "approvals";
     const WHAT: &'static str = "approval";
 }
 impl Record for ProposalRow {
-    const TABLE: Tbl = PROPOSALS;
+    const NAME: &'static str = "proposals";
     const WHAT: &'static str = "proposal";
 }
 impl Record for ReviewLinkRow {
-    const TABLE: Tbl = REVIEW_LINKS;
+    const NAME: &'static str = "review_links";
     const WHAT: &'static str = "review link";
 }
 impl Record for LimitRow {
-    const TABLE: Tbl = LIMITS;
+    const NAME: &'static str = "limits";
     const WHAT: &'static str = "limit";
 }
 
@@ -365,282 +142,259 @@ pub mod keys {
     }
 }
 
-/// A read transaction.
-pub struct ReadTx {
-    tx: redb::ReadTransaction,
+
+/// An open store. Drop it promptly: an open redb file blocks other aivault processes.
+pub struct Store {
+    backend: Backend,
 }
 
-impl ReadTx {
+enum Backend {
+    File(file::FileStore),
+    Pg(pg::PgStore),
+}
+
+impl Store {
+    /// Opens (creating and migrating as needed) the store at `loc`, waiting up to `lock_wait` for
+    /// another process to release a redb file, or for the database to accept the connection.
+    pub fn open(loc: &Location, lock_wait: Duration) -> Result<Store, StoreError> {
+        let backend = match loc {
+            Location::File(path) => Backend::File(file::FileStore::open(path, lock_wait)?),
+            Location::Postgres(url, passfile) => {
+                Backend::Pg(pg::PgStore::open(loc, url, passfile.as_deref(), lock_wait)?)
+            }
+        };
+        Ok(Store { backend })
+    }
+
+    /// Runs `f` in one read transaction (a consistent snapshot).
+    pub fn read<T>(&self, f: impl FnOnce(&ReadTx<'_>) -> Result<T, StoreError>) -> Result<T, StoreError> {
+        match &self.backend {
+            Backend::File(s) => s.read(|tx| f(&ReadTx { inner: ReadInner::File(tx) })),
+            Backend::Pg(s) => s.read(|tx| f(&ReadTx { inner: ReadInner::Pg(tx) })),
+        }
+    }
+
+    /// Runs `f` in one write transaction, committed only if `f` returns `Ok`.
+    pub fn write<T, E: From<StoreError>>(&self, f: impl FnOnce(&mut WriteTx<'_>) -> Result<T, E>) -> Result<T, E> {
+        match &self.backend {
+            Backend::File(s) => s.write(|tx| f(&mut WriteTx { inner: WriteInner::File(tx) })),
+            Backend::Pg(s) => s.write(|tx| f(&mut WriteTx { inner: WriteInner::Pg(tx) })),
+        }
+    }
+}
+
+/// The generation a redb store's sidecar records (`None` for PostgreSQL, or without a sidecar).
+pub fn read_generation_file(loc: &Location) -> Option<u64> {
+    file::read_generation_file(loc.file()?)
+}
+
+/// The sidecar file of a redb store (tests and tools).
+pub fn generation_file(store_path: &Path) -> std::path::PathBuf {
+    file::generation_file(store_path)
+}
+
+/// A read transaction.
+pub struct ReadTx<'a> {
+    inner: ReadInner<'a>,
+}
+
+enum ReadInner<'a> {
+    File(&'a file::FileRead),
+    Pg(&'a dyn pg::PgReadOps),
+}
+
+impl ReadTx<'_> {
     pub fn get<R: Record>(&self, key: &str) -> Result<Option<R>, StoreError> {
-        let t = self.tx.open_table(R::TABLE)?;
-        t.get(key)?.map(|g| decode(R::WHAT, g.value())).transpose()
+        match &self.inner {
+            ReadInner::File(t) => t.get::<R>(key),
+            ReadInner::Pg(t) => t.get_raw(R::NAME, key)?.map(|b| decode(R::WHAT, &b)).transpose(),
+        }
     }
 
     pub fn list<R: Record>(&self) -> Result<Vec<R>, StoreError> {
-        let t = self.tx.open_table(R::TABLE)?;
-        let mut out = Vec::new();
-        for item in t.iter()? {
-            let (_, v) = item?;
-            out.push(decode(R::WHAT, v.value())?);
+        match &self.inner {
+            ReadInner::File(t) => t.list::<R>(),
+            ReadInner::Pg(t) => t.list_raw(R::NAME)?.iter().map(|b| decode(R::WHAT, b)).collect(),
         }
-        Ok(out)
     }
 
     pub fn meta(&self, key: &str) -> Result<Option<String>, StoreError> {
-        let t = self.tx.open_table(META)?;
-        Ok(t.get(key)?.map(|g| String::from_utf8_lossy(g.value()).into_owned()))
+        match &self.inner {
+            ReadInner::File(t) => t.meta(key),
+            ReadInner::Pg(t) => t.text(META, key),
+        }
     }
 
     pub fn agent_by_token_hash(&self, hash: &str) -> Result<Option<String>, StoreError> {
-        let t = self.tx.open_table(AGENT_TOKENS)?;
-        Ok(t.get(hash)?.map(|g| g.value().to_owned()))
+        match &self.inner {
+            ReadInner::File(t) => t.agent_by_token_hash(hash),
+            ReadInner::Pg(t) => t.text(AGENT_TOKENS, hash),
+        }
     }
 
     /// Audit records (requests and security events merged) with sequence numbers, newest
     /// first, at most `limit`.
     pub fn audit_newest(&self, limit: usize) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
-        let requests = self.tx.open_table(AUDIT)?;
-        let security = self.tx.open_table(AUDIT_SECURITY)?;
-        let mut a = requests.iter()?.rev().peekable();
-        let mut b = security.iter()?.rev().peekable();
-        let mut out = Vec::new();
-        while out.len() < limit {
-            let take_a = match (peek_key(a.peek()), peek_key(b.peek())) {
-                (None, None) => break,
-                (Some(_), None) => true,
-                (None, Some(_)) => false,
-                (Some(x), Some(y)) => x > y,
-            };
-            let next = if take_a { a.next() } else { b.next() };
-            match next {
-                Some(Ok((k, v))) => out.push((k.value(), v.value().to_vec())),
-                Some(Err(e)) => return Err(e.into()),
-                None => break,
-            }
+        match &self.inner {
+            ReadInner::File(t) => t.audit_newest(limit),
+            ReadInner::Pg(t) => t.audit_newest(limit),
         }
-        Ok(out)
     }
-}
-
-type AuditItem<'a> = Result<(redb::AccessGuard<'a, u64>, redb::AccessGuard<'a, &'static [u8]>), redb::StorageError>;
-
-fn peek_key(item: Option<&AuditItem<'_>>) -> Option<u64> {
-    item.and_then(|r| r.as_ref().ok()).map(|(k, _)| k.value())
 }
 
 /// A write transaction.
-pub struct WriteTx {
-    tx: redb::WriteTransaction,
-    bumped: Option<u64>,
+pub struct WriteTx<'a> {
+    inner: WriteInner<'a>,
 }
 
-impl WriteTx {
+enum WriteInner<'a> {
+    File(&'a mut file::FileWrite),
+    Pg(&'a mut dyn pg::PgWriteOps),
+}
+
+impl WriteTx<'_> {
     pub fn get<R: Record>(&self, key: &str) -> Result<Option<R>, StoreError> {
-        let t = self.tx.open_table(R::TABLE)?;
-        t.get(key)?.map(|g| decode(R::WHAT, g.value())).transpose()
+        match &self.inner {
+            WriteInner::File(t) => t.get::<R>(key),
+            WriteInner::Pg(t) => t.get_raw(R::NAME, key)?.map(|b| decode(R::WHAT, &b)).transpose(),
+        }
     }
 
     pub fn list<R: Record>(&self) -> Result<Vec<R>, StoreError> {
-        let t = self.tx.open_table(R::TABLE)?;
-        let mut out = Vec::new();
-        for item in t.iter()? {
-            let (_, v) = item?;
-            out.push(decode(R::WHAT, v.value())?);
+        match &self.inner {
+            WriteInner::File(t) => t.list::<R>(),
+            WriteInner::Pg(t) => t.list_raw(R::NAME)?.iter().map(|b| decode(R::WHAT, b)).collect(),
         }
-        Ok(out)
     }
 
     pub fn put<R: Record>(&mut self, key: &str, row: &R) -> Result<(), StoreError> {
-        let bytes = encode(row)?;
-        let mut t = self.tx.open_table(R::TABLE)?;
-        t.insert(key, bytes.as_slice())?;
-        Ok(())
+        match &mut self.inner {
+            WriteInner::File(t) => t.put(key, row),
+            WriteInner::Pg(t) => t.put_raw(R::NAME, key, &encode(row)?),
+        }
     }
 
     /// Removes a record; returns whether it existed.
     pub fn delete<R: Record>(&mut self, key: &str) -> Result<bool, StoreError> {
-        let mut t = self.tx.open_table(R::TABLE)?;
-        let existed = t.remove(key)?.is_some();
-        Ok(existed)
+        match &mut self.inner {
+            WriteInner::File(t) => t.delete::<R>(key),
+            WriteInner::Pg(t) => t.delete_raw(R::NAME, key),
+        }
     }
 
     pub fn name_owner(&self, key: &str) -> Result<Option<String>, StoreError> {
-        let t = self.tx.open_table(NAMES)?;
-        let owner = t.get(key)?.map(|g| g.value().to_owned());
-        Ok(owner)
+        match &self.inner {
+            WriteInner::File(t) => t.name_owner(key),
+            WriteInner::Pg(t) => t.text(NAMES, key),
+        }
     }
 
     pub fn put_name(&mut self, key: &str, secret_id: &str) -> Result<(), StoreError> {
-        let mut t = self.tx.open_table(NAMES)?;
-        t.insert(key, secret_id)?;
-        Ok(())
+        match &mut self.inner {
+            WriteInner::File(t) => t.put_name(key, secret_id),
+            WriteInner::Pg(t) => t.put_raw(NAMES, key, secret_id.as_bytes()),
+        }
     }
 
     pub fn delete_name(&mut self, key: &str) -> Result<(), StoreError> {
-        let mut t = self.tx.open_table(NAMES)?;
-        t.remove(key)?;
-        Ok(())
+        match &mut self.inner {
+            WriteInner::File(t) => t.delete_name(key),
+            WriteInner::Pg(t) => t.delete_raw(NAMES, key).map(|_| ()),
+        }
     }
 
     pub fn put_agent_token(&mut self, hash: &str, agent_id: &str) -> Result<(), StoreError> {
-        let mut t = self.tx.open_table(AGENT_TOKENS)?;
-        t.insert(hash, agent_id)?;
-        Ok(())
+        match &mut self.inner {
+            WriteInner::File(t) => t.put_agent_token(hash, agent_id),
+            WriteInner::Pg(t) => t.put_raw(AGENT_TOKENS, hash, agent_id.as_bytes()),
+        }
     }
 
     pub fn delete_agent_token(&mut self, hash: &str) -> Result<(), StoreError> {
-        let mut t = self.tx.open_table(AGENT_TOKENS)?;
-        t.remove(hash)?;
-        Ok(())
+        match &mut self.inner {
+            WriteInner::File(t) => t.delete_agent_token(hash),
+            WriteInner::Pg(t) => t.delete_raw(AGENT_TOKENS, hash).map(|_| ()),
+        }
     }
 
     pub fn meta(&self, key: &str) -> Result<Option<String>, StoreError> {
-        let t = self.tx.open_table(META)?;
-        let v = t.get(key)?.map(|g| String::from_utf8_lossy(g.value()).into_owned());
-        Ok(v)
+        match &self.inner {
+            WriteInner::File(t) => t.meta(key),
+            WriteInner::Pg(t) => t.text(META, key),
+        }
     }
 
     pub fn set_meta(&mut self, key: &str, value: &str) -> Result<(), StoreError> {
-        let mut t = self.tx.open_table(META)?;
-        t.insert(key, value.as_bytes())?;
-        Ok(())
+        match &mut self.inner {
+            WriteInner::File(t) => t.set_meta(key, value),
+            WriteInner::Pg(t) => t.put_raw(META, key, value.as_bytes()),
+        }
     }
 
     /// Marks the management state as changed so running proxies reload their snapshot.
     pub fn bump_generation(&mut self) -> Result<u64, StoreError> {
         let next = self.meta("generation")?.and_then(|g| g.parse::<u64>().ok()).unwrap_or(0) + 1;
         self.set_meta("generation", &next.to_string())?;
-        self.bumped = Some(next);
+        match &mut self.inner {
+            WriteInner::File(t) => t.bumped = Some(next),
+            WriteInner::Pg(t) => t.notify(next)?,
+        }
         Ok(next)
     }
 
-    /// Appends audit records: security events to their own table (never trimmed), request
-    /// records to the request log, which is then trimmed to `retention`.
+    /// Appends audit records: security events are never trimmed, request records are trimmed
+    /// to `retention`.
     pub fn append_audit(&mut self, records: &[Vec<u8>], retention: Retention) -> Result<(), StoreError> {
-        let mut requests = self.tx.open_table(AUDIT)?;
-        let mut security = self.tx.open_table(AUDIT_SECURITY)?;
-        let last = |t: &redb::Table<'_, u64, &[u8]>| -> Result<u64, StoreError> {
-            Ok(t.last()?.map(|(k, _)| k.value()).unwrap_or(0))
-        };
-        let first = last(&requests)?.max(last(&security)?) + 1;
-        for (seq, r) in (first..).zip(records) {
-            if is_security_record(r) {
-                security.insert(seq, r.as_slice())?;
-            } else {
-                requests.insert(seq, r.as_slice())?;
-            }
+        match &mut self.inner {
+            WriteInner::File(t) => t.append_audit(records, retention),
+            WriteInner::Pg(t) => t.append_audit(records, retention),
         }
-        let len = requests.len()?;
-        if len > retention.max_requests {
-            let surplus = len - retention.max_requests;
-            let cut = requests.iter()?.nth(surplus as usize).transpose()?.map(|(k, _)| k.value());
-            if let Some(cut) = cut {
-                requests.retain_in(..cut, |_, _| false)?;
-            }
-        }
-        // By age: the log is in time order, so only its head can be too old.
-        let mut old = Vec::new();
-        for item in requests.iter()? {
-            let (k, v) = item?;
-            if record_ts_ms(v.value()) >= retention.min_ts_ms {
-                break;
-            }
-            old.push(k.value());
-        }
-        for k in old {
-            requests.remove(k)?;
-        }
-        Ok(())
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+/// Follows the management generation of a PostgreSQL store on one dedicated connection:
+/// `LISTEN aivault_generation`, woken by every commit that changed it, with a re-read after each
+/// wait as the safety net for a lost notification or a dropped connection.
+pub struct GenerationWatch {
+    loc: Location,
+    timeout: Duration,
+    client: Option<postgres::Client>,
+    listening: bool,
+}
 
-    #[test]
-    fn migrates_and_rejects_foreign_and_newer() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("vault.redb");
-        {
-            let s = Store::open(&path, Duration::from_secs(1)).unwrap();
-            let v = s.read(|tx| tx.meta("schema_version")).unwrap();
-            assert_eq!(v.as_deref(), Some("5"));
-        }
-        use std::os::unix::fs::PermissionsExt;
-        assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
-
-        let foreign = dir.path().join("foreign.redb");
-        std::fs::write(&foreign, b"this is not a database at all, just some text of some length").unwrap();
-        assert!(matches!(Store::open(&foreign, Duration::from_millis(10)), Err(StoreError::Foreign(..))));
-
-        {
-            let s = Store::open(&path, Duration::from_secs(1)).unwrap();
-            s.write(|tx| tx.set_meta("schema_version", "99")).unwrap();
-        }
-        assert!(matches!(Store::open(&path, Duration::from_secs(1)), Err(StoreError::NewerSchema { .. })));
+impl GenerationWatch {
+    /// A watch on `loc` (PostgreSQL only; `None` for a redb file, which has its sidecar).
+    pub fn new(loc: &Location, timeout: Duration) -> Option<GenerationWatch> {
+        loc.is_postgres().then(|| GenerationWatch { loc: loc.clone(), timeout, client: None, listening: false })
     }
 
-    #[test]
-    fn migration_2_moves_security_events_out_of_the_request_log() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("v.redb");
-        {
-            let s = Store::open(&path, Duration::from_secs(1)).unwrap();
-            s.write(|tx| {
-                let mut t = tx.tx.open_table(AUDIT)?;
-                t.insert(1, br#"{"ts_ms":1,"kind":"vault.init"}"#.as_slice())?;
-                t.insert(2, br#"{"ts_ms":2,"kind":"proxy.request"}"#.as_slice())?;
-                t.insert(3, br#"{"ts_ms":3,"kind":"secret.create"}"#.as_slice())?;
-                drop(t);
-                tx.set_meta("schema_version", "1")
-            })
-            .unwrap();
+    /// Waits up to `wait` for a notification, then returns the current generation. A failure
+    /// drops the connection; the next call reconnects.
+    pub fn next(&mut self, wait: Duration) -> Result<u64, StoreError> {
+        let Location::Postgres(url, passfile) = &self.loc else { return Ok(0) };
+        if self.client.is_none() {
+            self.client = Some(pg::connect(&self.loc, url, passfile.as_deref(), self.timeout)?);
+            self.listening = false;
         }
-        let s = Store::open(&path, Duration::from_secs(1)).unwrap();
-        let (requests, security) =
-            s.read(|tx| Ok((tx.tx.open_table(AUDIT)?.len()?, tx.tx.open_table(AUDIT_SECURITY)?.len()?))).unwrap();
-        assert_eq!((requests, security), (1, 2));
-        assert_eq!(
-            s.read(|tx| tx.audit_newest(10)).unwrap().iter().map(|(k, _)| *k).collect::<Vec<_>>(),
-            vec![3, 2, 1]
-        );
-    }
-
-    #[test]
-    fn security_events_survive_a_flood_of_request_records() {
-        let dir = tempfile::tempdir().unwrap();
-        let s = Store::open(&dir.path().join("v.redb"), Duration::from_secs(1)).unwrap();
-        let ev = |kind: &str, ts: u64| format!(r#"{{"ts_ms":{ts},"kind":"{kind}"}}"#).into_bytes();
-        let keep = Retention { max_requests: 5, min_ts_ms: 100 };
-        s.write(|tx| tx.append_audit(&[ev("vault.init", 1), ev("proxy.request", 50)], keep)).unwrap();
-        let flood: Vec<Vec<u8>> = (0..50).map(|i| ev("proxy.request", 200 + i)).collect();
-        s.write(|tx| tx.append_audit(&flood, keep)).unwrap();
-        let newest = s.read(|tx| tx.audit_newest(100)).unwrap();
-        let kinds: Vec<String> = newest.iter().map(|(_, b)| String::from_utf8_lossy(b).into_owned()).collect();
-        assert_eq!(newest.len(), 6, "{kinds:?}");
-        assert!(kinds.last().unwrap().contains("vault.init"), "{kinds:?}");
-        let keys: Vec<u64> = newest.iter().map(|(k, _)| *k).collect();
-        assert!(keys.windows(2).all(|w| w[0] > w[1]), "one merged timeline, newest first: {keys:?}");
-    }
-
-    #[test]
-    fn failed_write_commits_nothing_and_audit_trims() {
-        let dir = tempfile::tempdir().unwrap();
-        let s = Store::open(&dir.path().join("v.redb"), Duration::from_secs(1)).unwrap();
-        let r: Result<(), StoreError> = s.write(|tx| {
-            tx.set_meta("x", "1")?;
-            Err(StoreError::Corrupt("boom".into()))
-        });
-        assert!(r.is_err());
-        assert_eq!(s.read(|tx| tx.meta("x")).unwrap(), None);
-        let records: Vec<Vec<u8>> =
-            (0..10).map(|i| format!(r#"{{"ts_ms":{i},"kind":"proxy.request"}}"#).into_bytes()).collect();
-        s.write(|tx| tx.append_audit(&records, Retention { max_requests: 4, min_ts_ms: 0 })).unwrap();
-        let newest = s.read(|tx| tx.audit_newest(100)).unwrap();
-        assert_eq!(newest.iter().map(|(k, _)| *k).collect::<Vec<_>>(), vec![10, 9, 8, 7]);
-        s.write(|tx| tx.append_audit(&[], Retention { max_requests: 4, min_ts_ms: 8 })).unwrap();
-        let newest = s.read(|tx| tx.audit_newest(100)).unwrap();
-        assert_eq!(newest.iter().map(|(k, _)| *k).collect::<Vec<_>>(), vec![10, 9], "older than the cutoff");
+        let name = self.loc.to_string();
+        let outcome = match self.client.as_mut() {
+            Some(client) => pg::listen(client, wait, &mut self.listening).and_then(|_| {
+                client.query_opt(
+                    "SELECT value FROM aivault_kv WHERE tbl = 'meta' AND key = $1",
+                    &[&"generation".as_bytes()],
+                )
+            }),
+            None => return Err(StoreError::Database(name, "not connected".into())),
+        };
+        match outcome {
+            Ok(row) => Ok(row
+                .map(|r| r.get::<_, Vec<u8>>(0))
+                .and_then(|b| String::from_utf8_lossy(&b).parse().ok())
+                .unwrap_or(0)),
+            Err(e) => {
+                self.client = None;
+                Err(StoreError::Database(name, e.to_string()))
+            }
+        }
     }
 }

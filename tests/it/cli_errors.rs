@@ -252,7 +252,7 @@ fn clap_usage_errors_exit_2() {
 
 #[test]
 fn corrupted_and_foreign_store_files_are_refused() {
-    let v = TestVault::new();
+    let v = TestVault::file_only();
     std::fs::create_dir_all(v.home()).unwrap();
     std::fs::write(v.home().join("vault.redb"), b"garbage that is certainly not a redb database file....").unwrap();
     std::fs::write(v.home().join("master.key"), "AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=").unwrap();

@@ -1,6 +1,6 @@
 //! Damaged or hostile files are errors, never panics, never a silent new vault.
 
-use crate::proxy_curl::{curl, proxy_args, setup};
+use crate::proxy_curl::{curl, proxy_args};
 use crate::support::{SENTINEL, TestVault};
 
 fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
@@ -14,7 +14,8 @@ fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
 
 /// A vault with a few records, and its store bytes.
 fn vault_with_records() -> (TestVault, Vec<u8>) {
-    let v = TestVault::new();
+    // These tests are about the redb file itself.
+    let v = TestVault::file_only();
     for i in 0..20 {
         v.ok(&["secrets", "create", "--name", &format!("KEY_{i}"), "--value", &format!("{SENTINEL}-{i}")]);
     }
@@ -38,7 +39,7 @@ fn truncated_or_bit_flipped_stores_are_reported_not_panicked_on() {
     }
     let mut damaged = 0;
     for (name, bytes) in &variants {
-        let copy = TestVault::new();
+        let copy = TestVault::file_only();
         copy_dir(&v.home(), &copy.home());
         std::fs::write(copy.home().join("vault.redb"), bytes).unwrap();
         for args in [&["secrets", "list"][..], &["credential", "list"], &["audit"]] {
@@ -76,7 +77,7 @@ fn an_empty_store_is_refused_not_reinitialised() {
 
 #[test]
 fn a_running_proxy_keeps_its_last_good_snapshot_and_logs_once() {
-    let (v, up, token) = setup();
+    let (v, up, token) = crate::proxy_curl::setup_in(TestVault::file_only());
     let args = proxy_args(&up, &["api.example.com"]);
     let p = v.proxy(&args.iter().map(String::as_str).collect::<Vec<_>>());
     let ca = v.ca_path();

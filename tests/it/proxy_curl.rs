@@ -5,8 +5,12 @@ use crate::support::{SENTINEL, TestVault, run_client};
 
 /// A vault with a custom provider on api.example.com and an agent; returns (vault, upstream, token).
 pub fn setup() -> (TestVault, FakeUpstream, String) {
+    setup_in(TestVault::new())
+}
+
+/// `setup` in a given vault (a redb-only one for tests of the file).
+pub fn setup_in(v: TestVault) -> (TestVault, FakeUpstream, String) {
     let up = FakeUpstream::start();
-    let v = TestVault::new();
     let id = v.secret("MY_CUSTOM_KEY", SENTINEL, &[]);
     v.ok(&[
         "credential",
@@ -125,7 +129,7 @@ fn an_upstream_echo_of_the_credential_is_masked() {
     assert!(out.contains(&format!("you sent: Bearer {mask}")), "{out}");
     assert!(out.to_ascii_lowercase().contains(&format!("x-echo: bearer {mask}")), "{out}");
     // invoke goes through the same pipeline.
-    let v2 = crate::support::TestVault { dir: v.dir, env: vec![] }
+    let v2 = v.fresh_env()
         .with_env("AIVAULT_UPSTREAM_CA", up.ca_path.to_str().unwrap())
         .with_env("AIVAULT_RESOLVE", &up.resolve("api.example.com"));
     let body = v2.ok(&["invoke", "my-api/users", "--method", "GET", "--path", "/v1/users/echo"]);

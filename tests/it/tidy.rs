@@ -49,6 +49,7 @@ const LAYER_EXCEPTIONS: &[(&str, &str, &str)] =
 /// External crates with an owner: (crate as written in paths, owning module or modules `a|b`).
 const OWNED: &[(&str, &str)] = &[
     ("redb", "store"),
+    ("postgres", "store"),
     ("rcgen", "ca"),
     // The two HTTP servers: the proxy and the approval console.
     ("hyper", "proxy|console"),

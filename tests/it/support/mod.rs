@@ -1,5 +1,6 @@
 //! Test harness: a throwaway vault driving the real binary, and a fake HTTPS upstream.
 
+pub mod pg;
 pub mod reflect;
 pub mod upstream;
 
@@ -12,15 +13,48 @@ use serde_json::Value;
 /// A sentinel secret value: any test that finds it outside an upstream's received request fails.
 pub const SENTINEL: &str = "sk-SENTINEL-7f3a9c1e5b";
 
-/// A vault in a temporary data directory.
+/// A vault in a temporary data directory; in the PostgreSQL pass (`AIVAULT_TEST_STORE=postgres`)
+/// its state lives in a database of its own.
 pub struct TestVault {
     pub dir: tempfile::TempDir,
     pub env: Vec<(String, String)>,
+    /// The database this vault uses, in the PostgreSQL pass.
+    pub store_url: Option<String>,
 }
 
 impl TestVault {
     pub fn new() -> TestVault {
-        TestVault { dir: tempfile::tempdir().expect("tempdir"), env: Vec::new() }
+        if pg::matrix() { TestVault::on_postgres(pg::shared().database()) } else { TestVault::file_only() }
+    }
+
+    /// A vault in the redb file whatever the pass (tests of the file itself).
+    pub fn file_only() -> TestVault {
+        TestVault { dir: tempfile::tempdir().expect("tempdir"), env: Vec::new(), store_url: None }
+    }
+
+    /// The same data directory and store, with none of the extra environment.
+    pub fn fresh_env(self) -> TestVault {
+        let mut v = TestVault { dir: self.dir, env: Vec::new(), store_url: self.store_url };
+        if let Some(url) = v.store_url.clone() {
+            v.env.push(("AIVAULT_STORE_URL".into(), url));
+        }
+        v
+    }
+
+    /// Another data directory on the same store as `other`.
+    pub fn beside(other: &TestVault) -> TestVault {
+        match &other.store_url {
+            Some(url) => TestVault::on_postgres(url.clone()),
+            None => TestVault::file_only(),
+        }
+    }
+
+    /// A vault whose state lives in the database at `url`.
+    pub fn on_postgres(url: String) -> TestVault {
+        let mut v = TestVault::file_only();
+        v.env.push(("AIVAULT_STORE_URL".into(), url.clone()));
+        v.store_url = Some(url);
+        v
     }
 
     pub fn home(&self) -> PathBuf {
@@ -105,9 +139,13 @@ impl TestVault {
         s
     }
 
-    /// Asserts no file under the data directory contains `needle`.
+    /// Asserts no file under the data directory (and no byte in its database) contains `needle`.
     pub fn assert_not_on_disk(&self, needle: &str) {
         assert_not_in_dir(&self.home(), needle);
+        if let Some(url) = &self.store_url {
+            let bytes = pg::dump(url);
+            assert!(!bytes.windows(needle.len()).any(|w| w == needle.as_bytes()), "the database holds the secret value");
+        }
     }
 }
 

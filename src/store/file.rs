@@ -1,0 +1,529 @@
+//! The embedded backend: one redb file in the data directory (the default).
+//!
+//! redb lets one process hold the file at a time, so every process (CLI command, proxy snapshot
+//! reload, audit flush) opens, does one transaction and closes, waiting a bounded time for the
+//! lock. See ARCHITECTURE.md, "Sharing the store". Request records and security events live in two
+//! tables sharing one sequence; a sidecar file carries the management generation.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use redb::{
+    Database, DatabaseError, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition, TableHandle,
+};
+
+use super::guard::{check_file, create_new, guarded, open_error};
+use super::{Record, Retention, SCHEMA_VERSION, StoreError, decode, encode, is_security_record, record_ts_ms};
+
+/// The redb table a record kind lives in.
+fn table<R: Record>() -> Tbl {
+    TableDefinition::new(R::NAME)
+}
+
+type Tbl = TableDefinition<'static, &'static str, &'static [u8]>;
+
+const META: Tbl = TableDefinition::new("meta");
+const SECRETS: Tbl = TableDefinition::new("secrets");
+/// `<scope key>\0<name or alias>` → secret id. Names and aliases share one namespace per scope.
+const NAMES: TableDefinition<'static, &'static str, &'static str> = TableDefinition::new("secret_names");
+const CREDENTIALS: Tbl = TableDefinition::new("credentials");
+const CAPABILITIES: Tbl = TableDefinition::new("capabilities");
+/// `<capability>\0<scope key>` → binding.
+const BINDINGS: Tbl = TableDefinition::new("bindings");
+/// `<secret id>\0<workspace>\0<group>` → attachment.
+const ATTACHMENTS: Tbl = TableDefinition::new("group_attachments");
+const AGENTS: Tbl = TableDefinition::new("agents");
+/// Token hash → agent id.
+const AGENT_TOKENS: TableDefinition<'static, &'static str, &'static str> = TableDefinition::new("agent_tokens");
+/// Request records (trimmed by age and count).
+const AUDIT: TableDefinition<'static, u64, &'static [u8]> = TableDefinition::new("audit");
+/// Security events (vault, secret, credential, agent changes): never evicted by request records.
+/// Sequence numbers are shared with `audit`, so the two merge into one timeline.
+const AUDIT_SECURITY: TableDefinition<'static, u64, &'static [u8]> = TableDefinition::new("audit_security");
+const CA: Tbl = TableDefinition::new("ca");
+/// `capability:<id>` / `credential:<id>` / `agent:<name>` → limit.
+const LIMITS: Tbl = TableDefinition::new("limits");
+/// Approval id → held request or standing allowance.
+const APPROVALS: Tbl = TableDefinition::new("approvals");
+/// Proposal id → proposal.
+const PROPOSALS: Tbl = TableDefinition::new("proposals");
+/// Review-link token hash → link.
+const REVIEW_LINKS: Tbl = TableDefinition::new("review_links");
+
+/// Ordered migrations: entry `i` moves a store from version `i` to `i + 1`.
+type Migration = fn(&redb::WriteTransaction) -> Result<(), redb::Error>;
+const MIGRATIONS: &[Migration] = &[migrate_0_to_1, migrate_1_to_2, migrate_2_to_3, migrate_3_to_4, migrate_4_to_5];
+
+/// Proposals and their review links get their tables.
+fn migrate_4_to_5(tx: &redb::WriteTransaction) -> Result<(), redb::Error> {
+    tx.open_table(PROPOSALS)?;
+    tx.open_table(REVIEW_LINKS)?;
+    Ok(())
+}
+
+/// Held requests get their table.
+fn migrate_3_to_4(tx: &redb::WriteTransaction) -> Result<(), redb::Error> {
+    tx.open_table(APPROVALS)?;
+    Ok(())
+}
+
+/// Rate limits and budgets get their table.
+fn migrate_2_to_3(tx: &redb::WriteTransaction) -> Result<(), redb::Error> {
+    tx.open_table(LIMITS)?;
+    Ok(())
+}
+
+fn migrate_0_to_1(tx: &redb::WriteTransaction) -> Result<(), redb::Error> {
+    tx.open_table(SECRETS)?;
+    tx.open_table(NAMES)?;
+    tx.open_table(CREDENTIALS)?;
+    tx.open_table(CAPABILITIES)?;
+    tx.open_table(BINDINGS)?;
+    tx.open_table(ATTACHMENTS)?;
+    tx.open_table(AGENTS)?;
+    tx.open_table(AGENT_TOKENS)?;
+    tx.open_table(AUDIT)?;
+    tx.open_table(CA)?;
+    Ok(())
+}
+
+/// Security events move out of the request log into their own table.
+fn migrate_1_to_2(tx: &redb::WriteTransaction) -> Result<(), redb::Error> {
+    let mut security = tx.open_table(AUDIT_SECURITY)?;
+    let mut audit = tx.open_table(AUDIT)?;
+    let mut moved = Vec::new();
+    for item in audit.iter()? {
+        let (k, v) = item?;
+        if is_security_record(v.value()) {
+            moved.push((k.value(), v.value().to_vec()));
+        }
+    }
+    for (k, v) in moved {
+        security.insert(k, v.as_slice())?;
+        audit.remove(k)?;
+    }
+    Ok(())
+}
+
+/// An open store. Drop it promptly: holding it blocks other aivault processes.
+pub(super) struct FileStore {
+    /// `None` only while dropping.
+    pub(super) db: Option<Database>,
+    pub(super) path: PathBuf,
+}
+
+impl Drop for FileStore {
+    /// redb commits its allocator state when a database is dropped, which can fail (and panic)
+    /// on a damaged file: that too runs under the guard.
+    fn drop(&mut self) {
+        let db = self.db.take();
+        let _ = guarded(&self.path, move || {
+            drop(db);
+            Ok(())
+        });
+    }
+}
+
+/// The sidecar file holding the management generation, rewritten after every commit that changed
+/// it. Running proxies poll this tiny file instead of opening the store (audit appends, which
+/// change the store file constantly, do not touch it).
+pub(super) fn generation_file(store_path: &Path) -> PathBuf {
+    store_path.with_extension("generation")
+}
+
+impl FileStore {
+    /// Opens (creating with mode 0600 if needed) and migrates the store at `path`, waiting up
+    /// to `lock_wait` for another process to release it.
+    pub(super) fn open(path: &Path, lock_wait: Duration) -> Result<FileStore, StoreError> {
+        if !path.exists() {
+            create_new(path)?;
+        }
+        check_file(path)?;
+        let deadline = Instant::now() + lock_wait;
+        let mut pause = Duration::from_millis(5);
+        let db = loop {
+            match guarded(path, || Ok(Database::create(path))) {
+                Ok(Ok(db)) => break db,
+                Ok(Err(DatabaseError::DatabaseAlreadyOpen)) if Instant::now() < deadline => {
+                    std::thread::sleep(pause);
+                    pause = (pause * 2).min(Duration::from_millis(100));
+                }
+                Ok(Err(DatabaseError::DatabaseAlreadyOpen)) => {
+                    return Err(StoreError::Busy(path.to_owned()));
+                }
+                Ok(Err(e)) => return Err(open_error(path, e)),
+                Err(e) => return Err(e),
+            }
+        };
+        let store = FileStore { db: Some(db), path: path.to_owned() };
+        guarded(path, || store.migrate(path))?;
+        Ok(store)
+    }
+
+    pub(super) fn migrate(&self, path: &Path) -> Result<(), StoreError> {
+        let tx = self.db()?.begin_write()?;
+        let version = {
+            let meta = tx.open_table(META)?;
+            let v = meta.get("schema_version")?.map(|g| g.value().to_vec());
+            match v {
+                Some(bytes) => std::str::from_utf8(&bytes)
+                    .ok()
+                    .and_then(|s| s.parse::<u32>().ok())
+                    .ok_or_else(|| StoreError::Foreign(path.to_owned(), "bad schema version".into()))?,
+                None => {
+                    let foreign = tx.list_tables()?.any(|t| t.name() != "meta");
+                    if foreign {
+                        return Err(StoreError::Foreign(path.to_owned(), "no aivault schema".into()));
+                    }
+                    0
+                }
+            }
+        };
+        if version > SCHEMA_VERSION {
+            return Err(StoreError::NewerSchema { found: version, known: SCHEMA_VERSION });
+        }
+        if version == SCHEMA_VERSION {
+            tx.abort()?;
+            return Ok(());
+        }
+        for step in &MIGRATIONS[version as usize..] {
+            step(&tx)?;
+        }
+        {
+            let mut meta = tx.open_table(META)?;
+            meta.insert("schema_version", SCHEMA_VERSION.to_string().as_bytes())?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn db(&self) -> Result<&Database, StoreError> {
+        self.db.as_ref().ok_or_else(|| StoreError::Io("the store is closed".into()))
+    }
+
+    /// Runs `f` in one read transaction.
+    pub(super) fn read<T>(&self, f: impl FnOnce(&FileRead) -> Result<T, StoreError>) -> Result<T, StoreError> {
+        guarded(&self.path, || {
+            let tx = FileRead { tx: self.db()?.begin_read()? };
+            f(&tx)
+        })
+    }
+
+    /// Runs `f` in one write transaction, committed only if `f` returns `Ok`.
+    pub(super) fn write<T, E: From<StoreError>>(&self, f: impl FnOnce(&mut FileWrite) -> Result<T, E>) -> Result<T, E> {
+        // The closure's own error travels out of the guard untouched; only engine failures map.
+        let outcome = guarded(&self.path, || {
+            let mut tx = FileWrite { tx: self.db()?.begin_write()?, bumped: None };
+            match f(&mut tx) {
+                Ok(v) => {
+                    tx.tx.commit()?;
+                    Ok(Ok((v, tx.bumped)))
+                }
+                Err(e) => {
+                    let _ = tx.tx.abort();
+                    Ok(Err(e))
+                }
+            }
+        });
+        match outcome {
+            Ok(Ok((v, bumped))) => {
+                if let Some(generation) = bumped {
+                    // Best effort: a stale sidecar only delays a reload until the next change.
+                    let _ = write_generation(&self.path, generation);
+                }
+                Ok(v)
+            }
+            Ok(Err(e)) => Err(e),
+            Err(e) => Err(E::from(e)),
+        }
+    }
+}
+
+fn write_generation(store_path: &Path, generation: u64) -> std::io::Result<()> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt;
+    let path = generation_file(store_path);
+    let tmp = path.with_extension("generation.tmp");
+    let mut f = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp)?;
+    f.write_all(generation.to_string().as_bytes())?;
+    drop(f);
+    std::fs::rename(tmp, path)
+}
+
+/// The generation recorded in the sidecar, if any.
+pub(super) fn read_generation_file(store_path: &Path) -> Option<u64> {
+    std::fs::read_to_string(generation_file(store_path)).ok()?.trim().parse().ok()
+}
+
+/// A read transaction.
+pub(super) struct FileRead {
+    pub(super) tx: redb::ReadTransaction,
+}
+
+impl FileRead {
+    pub(super) fn get<R: Record>(&self, key: &str) -> Result<Option<R>, StoreError> {
+        let t = self.tx.open_table(table::<R>())?;
+        t.get(key)?.map(|g| decode(R::WHAT, g.value())).transpose()
+    }
+
+    pub(super) fn list<R: Record>(&self) -> Result<Vec<R>, StoreError> {
+        let t = self.tx.open_table(table::<R>())?;
+        let mut out = Vec::new();
+        for item in t.iter()? {
+            let (_, v) = item?;
+            out.push(decode(R::WHAT, v.value())?);
+        }
+        Ok(out)
+    }
+
+    pub(super) fn meta(&self, key: &str) -> Result<Option<String>, StoreError> {
+        let t = self.tx.open_table(META)?;
+        Ok(t.get(key)?.map(|g| String::from_utf8_lossy(g.value()).into_owned()))
+    }
+
+    pub(super) fn agent_by_token_hash(&self, hash: &str) -> Result<Option<String>, StoreError> {
+        let t = self.tx.open_table(AGENT_TOKENS)?;
+        Ok(t.get(hash)?.map(|g| g.value().to_owned()))
+    }
+
+    /// Audit records (requests and security events merged) with sequence numbers, newest
+    /// first, at most `limit`.
+    pub(super) fn audit_newest(&self, limit: usize) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
+        let requests = self.tx.open_table(AUDIT)?;
+        let security = self.tx.open_table(AUDIT_SECURITY)?;
+        let mut a = requests.iter()?.rev().peekable();
+        let mut b = security.iter()?.rev().peekable();
+        let mut out = Vec::new();
+        while out.len() < limit {
+            let take_a = match (peek_key(a.peek()), peek_key(b.peek())) {
+                (None, None) => break,
+                (Some(_), None) => true,
+                (None, Some(_)) => false,
+                (Some(x), Some(y)) => x > y,
+            };
+            let next = if take_a { a.next() } else { b.next() };
+            match next {
+                Some(Ok((k, v))) => out.push((k.value(), v.value().to_vec())),
+                Some(Err(e)) => return Err(e.into()),
+                None => break,
+            }
+        }
+        Ok(out)
+    }
+}
+
+type AuditItem<'a> = Result<(redb::AccessGuard<'a, u64>, redb::AccessGuard<'a, &'static [u8]>), redb::StorageError>;
+
+fn peek_key(item: Option<&AuditItem<'_>>) -> Option<u64> {
+    item.and_then(|r| r.as_ref().ok()).map(|(k, _)| k.value())
+}
+
+/// A write transaction.
+pub(super) struct FileWrite {
+    pub(super) tx: redb::WriteTransaction,
+    pub(super) bumped: Option<u64>,
+}
+
+impl FileWrite {
+    pub(super) fn get<R: Record>(&self, key: &str) -> Result<Option<R>, StoreError> {
+        let t = self.tx.open_table(table::<R>())?;
+        t.get(key)?.map(|g| decode(R::WHAT, g.value())).transpose()
+    }
+
+    pub(super) fn list<R: Record>(&self) -> Result<Vec<R>, StoreError> {
+        let t = self.tx.open_table(table::<R>())?;
+        let mut out = Vec::new();
+        for item in t.iter()? {
+            let (_, v) = item?;
+            out.push(decode(R::WHAT, v.value())?);
+        }
+        Ok(out)
+    }
+
+    pub(super) fn put<R: Record>(&mut self, key: &str, row: &R) -> Result<(), StoreError> {
+        let bytes = encode(row)?;
+        let mut t = self.tx.open_table(table::<R>())?;
+        t.insert(key, bytes.as_slice())?;
+        Ok(())
+    }
+
+    /// Removes a record; returns whether it existed.
+    pub(super) fn delete<R: Record>(&mut self, key: &str) -> Result<bool, StoreError> {
+        let mut t = self.tx.open_table(table::<R>())?;
+        let existed = t.remove(key)?.is_some();
+        Ok(existed)
+    }
+
+    pub(super) fn name_owner(&self, key: &str) -> Result<Option<String>, StoreError> {
+        let t = self.tx.open_table(NAMES)?;
+        let owner = t.get(key)?.map(|g| g.value().to_owned());
+        Ok(owner)
+    }
+
+    pub(super) fn put_name(&mut self, key: &str, secret_id: &str) -> Result<(), StoreError> {
+        let mut t = self.tx.open_table(NAMES)?;
+        t.insert(key, secret_id)?;
+        Ok(())
+    }
+
+    pub(super) fn delete_name(&mut self, key: &str) -> Result<(), StoreError> {
+        let mut t = self.tx.open_table(NAMES)?;
+        t.remove(key)?;
+        Ok(())
+    }
+
+    pub(super) fn put_agent_token(&mut self, hash: &str, agent_id: &str) -> Result<(), StoreError> {
+        let mut t = self.tx.open_table(AGENT_TOKENS)?;
+        t.insert(hash, agent_id)?;
+        Ok(())
+    }
+
+    pub(super) fn delete_agent_token(&mut self, hash: &str) -> Result<(), StoreError> {
+        let mut t = self.tx.open_table(AGENT_TOKENS)?;
+        t.remove(hash)?;
+        Ok(())
+    }
+
+    pub(super) fn meta(&self, key: &str) -> Result<Option<String>, StoreError> {
+        let t = self.tx.open_table(META)?;
+        let v = t.get(key)?.map(|g| String::from_utf8_lossy(g.value()).into_owned());
+        Ok(v)
+    }
+
+    pub(super) fn set_meta(&mut self, key: &str, value: &str) -> Result<(), StoreError> {
+        let mut t = self.tx.open_table(META)?;
+        t.insert(key, value.as_bytes())?;
+        Ok(())
+    }
+
+    /// Appends audit records: security events to their own table (never trimmed), request
+    /// records to the request log, which is then trimmed to `retention`.
+    pub(super) fn append_audit(&mut self, records: &[Vec<u8>], retention: Retention) -> Result<(), StoreError> {
+        let mut requests = self.tx.open_table(AUDIT)?;
+        let mut security = self.tx.open_table(AUDIT_SECURITY)?;
+        let last = |t: &redb::Table<'_, u64, &[u8]>| -> Result<u64, StoreError> {
+            Ok(t.last()?.map(|(k, _)| k.value()).unwrap_or(0))
+        };
+        let first = last(&requests)?.max(last(&security)?) + 1;
+        for (seq, r) in (first..).zip(records) {
+            if is_security_record(r) {
+                security.insert(seq, r.as_slice())?;
+            } else {
+                requests.insert(seq, r.as_slice())?;
+            }
+        }
+        let len = requests.len()?;
+        if len > retention.max_requests {
+            let surplus = len - retention.max_requests;
+            let cut = requests.iter()?.nth(surplus as usize).transpose()?.map(|(k, _)| k.value());
+            if let Some(cut) = cut {
+                requests.retain_in(..cut, |_, _| false)?;
+            }
+        }
+        // By age: the log is in time order, so only its head can be too old.
+        let mut old = Vec::new();
+        for item in requests.iter()? {
+            let (k, v) = item?;
+            if record_ts_ms(v.value()) >= retention.min_ts_ms {
+                break;
+            }
+            old.push(k.value());
+        }
+        for k in old {
+            requests.remove(k)?;
+        }
+        Ok(())
+    }
+}
+
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn migrates_and_rejects_foreign_and_newer() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("vault.redb");
+        {
+            let s = FileStore::open(&path, Duration::from_secs(1)).unwrap();
+            let v = s.read(|tx| tx.meta("schema_version")).unwrap();
+            assert_eq!(v.as_deref(), Some("5"));
+        }
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+
+        let foreign = dir.path().join("foreign.redb");
+        std::fs::write(&foreign, b"this is not a database at all, just some text of some length").unwrap();
+        assert!(matches!(FileStore::open(&foreign, Duration::from_millis(10)), Err(StoreError::Foreign(..))));
+
+        {
+            let s = FileStore::open(&path, Duration::from_secs(1)).unwrap();
+            s.write(|tx| tx.set_meta("schema_version", "99")).unwrap();
+        }
+        assert!(matches!(FileStore::open(&path, Duration::from_secs(1)), Err(StoreError::NewerSchema { .. })));
+    }
+
+    #[test]
+    fn migration_2_moves_security_events_out_of_the_request_log() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("v.redb");
+        {
+            let s = FileStore::open(&path, Duration::from_secs(1)).unwrap();
+            s.write(|tx| {
+                let mut t = tx.tx.open_table(AUDIT)?;
+                t.insert(1, br#"{"ts_ms":1,"kind":"vault.init"}"#.as_slice())?;
+                t.insert(2, br#"{"ts_ms":2,"kind":"proxy.request"}"#.as_slice())?;
+                t.insert(3, br#"{"ts_ms":3,"kind":"secret.create"}"#.as_slice())?;
+                drop(t);
+                tx.set_meta("schema_version", "1")
+            })
+            .unwrap();
+        }
+        let s = FileStore::open(&path, Duration::from_secs(1)).unwrap();
+        let (requests, security) =
+            s.read(|tx| Ok((tx.tx.open_table(AUDIT)?.len()?, tx.tx.open_table(AUDIT_SECURITY)?.len()?))).unwrap();
+        assert_eq!((requests, security), (1, 2));
+        assert_eq!(
+            s.read(|tx| tx.audit_newest(10)).unwrap().iter().map(|(k, _)| *k).collect::<Vec<_>>(),
+            vec![3, 2, 1]
+        );
+    }
+
+    #[test]
+    fn security_events_survive_a_flood_of_request_records() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = FileStore::open(&dir.path().join("v.redb"), Duration::from_secs(1)).unwrap();
+        let ev = |kind: &str, ts: u64| format!(r#"{{"ts_ms":{ts},"kind":"{kind}"}}"#).into_bytes();
+        let keep = Retention { max_requests: 5, min_ts_ms: 100 };
+        s.write(|tx| tx.append_audit(&[ev("vault.init", 1), ev("proxy.request", 50)], keep)).unwrap();
+        let flood: Vec<Vec<u8>> = (0..50).map(|i| ev("proxy.request", 200 + i)).collect();
+        s.write(|tx| tx.append_audit(&flood, keep)).unwrap();
+        let newest = s.read(|tx| tx.audit_newest(100)).unwrap();
+        let kinds: Vec<String> = newest.iter().map(|(_, b)| String::from_utf8_lossy(b).into_owned()).collect();
+        assert_eq!(newest.len(), 6, "{kinds:?}");
+        assert!(kinds.last().unwrap().contains("vault.init"), "{kinds:?}");
+        let keys: Vec<u64> = newest.iter().map(|(k, _)| *k).collect();
+        assert!(keys.windows(2).all(|w| w[0] > w[1]), "one merged timeline, newest first: {keys:?}");
+    }
+
+    #[test]
+    fn failed_write_commits_nothing_and_audit_trims() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = FileStore::open(&dir.path().join("v.redb"), Duration::from_secs(1)).unwrap();
+        let r: Result<(), StoreError> = s.write(|tx| {
+            tx.set_meta("x", "1")?;
+            Err(StoreError::Corrupt("boom".into()))
+        });
+        assert!(r.is_err());
+        assert_eq!(s.read(|tx| tx.meta("x")).unwrap(), None);
+        let records: Vec<Vec<u8>> =
+            (0..10).map(|i| format!(r#"{{"ts_ms":{i},"kind":"proxy.request"}}"#).into_bytes()).collect();
+        s.write(|tx| tx.append_audit(&records, Retention { max_requests: 4, min_ts_ms: 0 })).unwrap();
+        let newest = s.read(|tx| tx.audit_newest(100)).unwrap();
+        assert_eq!(newest.iter().map(|(k, _)| *k).collect::<Vec<_>>(), vec![10, 9, 8, 7]);
+        s.write(|tx| tx.append_audit(&[], Retention { max_requests: 4, min_ts_ms: 8 })).unwrap();
+        let newest = s.read(|tx| tx.audit_newest(100)).unwrap();
+        assert_eq!(newest.iter().map(|(k, _)| *k).collect::<Vec<_>>(), vec![10, 9], "older than the cutoff");
+    }
+}
