@@ -80,11 +80,7 @@ impl AuditSink {
         lock_wait: Duration,
     ) -> (AuditSink, tokio::task::JoinHandle<()>) {
         let (tx, mut rx) = mpsc::channel::<AuditEvent>(QUEUE);
-        let spill = std::sync::Arc::new(Spill {
-            path: spill_path,
-            lock: Mutex::new(()),
-            waiting: AtomicUsize::new(0),
-        });
+        let spill = std::sync::Arc::new(Spill { path: spill_path, lock: Mutex::new(()), waiting: AtomicUsize::new(0) });
         let writer_spill = spill.clone();
         let task = tokio::spawn(async move {
             let mut aggregator = Aggregator::default();

@@ -127,6 +127,58 @@ impl TokenManager {
         if let (true, false, Some(access)) = (fresh, rejected, &s.access) {
             return Ok(access.clone());
         }
+        // Fleet mode: one refresh per credential across every proxy. Under the lock, a token
+        // another proxy stored meanwhile is adopted instead of refreshing again.
+        let fleet_lock = match &self.persist {
+            Some(cfg) if cfg.store.is_postgres() => {
+                let (cfg, secret_id) = (cfg.clone(), job.secret_id.clone());
+                let taken = tokio::task::spawn_blocking(move || {
+                    let lock = crate::service::oauth::fleet_refresh_lock(&cfg, &secret_id)?;
+                    let stored = Vault::open(&cfg)?.oauth_stored_tokens(&secret_id)?;
+                    Ok::<_, crate::Error>((lock, stored))
+                })
+                .await;
+                match taken {
+                    Ok(Ok((lock, stored))) => {
+                        if stored.version > s.version {
+                            *s = Slot {
+                                version: stored.version,
+                                access: stored.access_token,
+                                expires_at: stored.expires_at,
+                                refresh: stored.refresh_token,
+                            };
+                            let fresh = s.access.is_some() && s.expires_at.is_none_or(|e| e > now + REFRESH_SKEW_SECS);
+                            let rejected = stale.is_some_and(|st| s.access.as_ref().is_some_and(|a| a.expose() == st));
+                            if let (true, false, Some(access)) = (fresh, rejected, s.access.clone()) {
+                                release(lock);
+                                return Ok(access);
+                            }
+                        }
+                        lock
+                    }
+                    Ok(Err(e)) => {
+                        return Err(OAuthError::new(
+                            "temporarily_unavailable",
+                            format!("cannot coordinate the refresh: {e}"),
+                        ));
+                    }
+                    Err(_) => return Err(OAuthError::new("temporarily_unavailable", "cannot coordinate the refresh")),
+                }
+            }
+            _ => None,
+        };
+        let result = self.refresh_locked(upstream, job, &mut s).await;
+        release(fleet_lock);
+        result
+    }
+
+    /// Refreshes (the caller holds the local and, in a fleet, the fleet-wide lock) and persists.
+    async fn refresh_locked(
+        &self,
+        upstream: &Upstream,
+        job: &OAuthJob,
+        s: &mut Slot,
+    ) -> Result<SecretString, OAuthError> {
         let mut material = Material::default();
         if let Some(rt) = &s.refresh {
             material.add("refresh_token", &crate::secret::SecretBytes::from_str_copy(rt.expose()));
@@ -168,6 +220,13 @@ impl TokenManager {
         };
         *s = Slot { version, access: Some(set.access_token.clone()), expires_at: set.expires_at, refresh };
         Ok(set.access_token)
+    }
+}
+
+/// Lets go of a fleet lock on a blocking thread (closing its connection blocks).
+fn release(lock: Option<crate::store::NamedLock>) {
+    if let Some(lock) = lock {
+        tokio::task::spawn_blocking(move || drop(lock));
     }
 }
 

@@ -329,8 +329,10 @@ async fn watch_vault(state: Arc<ProxyState>, mut me: crate::service::proxies::An
     // A damaged or unreadable store is logged once (and its recovery), not every tick:
     // `report(Some(error))` on a failure, `report(None)` on success.
     let mut failing: Option<String> = None;
+    // Said once when it starts failing (an outage's changing errors are one outage), and once
+    // when it recovers.
     let mut report = |result: Option<String>| match (result, failing.as_ref()) {
-        (Some(e), last) if last != Some(&e) => {
+        (Some(e), None) => {
             tracing::error!(error = %e, "cannot reload the vault; serving from the last good snapshot");
             failing = Some(e);
         }

@@ -190,7 +190,11 @@ pub(crate) fn audit_retention() -> crate::store::Retention {
 }
 
 /// Appends audit records to the store at `path` in one transaction.
-pub fn append_audit_at(path: &crate::store::Location, lock_wait: std::time::Duration, events: &[AuditEvent]) -> Result<()> {
+pub fn append_audit_at(
+    path: &crate::store::Location,
+    lock_wait: std::time::Duration,
+    events: &[AuditEvent],
+) -> Result<()> {
     let store = Store::open(path, lock_wait)?;
     let encoded: Vec<Vec<u8>> = events.iter().filter_map(|e| serde_json::to_vec(e).ok()).collect();
     store.write(|tx| tx.append_audit(&encoded, audit_retention()))?;

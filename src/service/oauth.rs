@@ -24,6 +24,20 @@ pub struct OAuthTarget {
     pub refresh_token: Option<SecretString>,
 }
 
+/// A token document's current state (see `Vault::oauth_stored_tokens`).
+pub struct StoredTokens {
+    pub version: u32,
+    pub access_token: Option<SecretString>,
+    pub expires_at: Option<u64>,
+    pub refresh_token: Option<SecretString>,
+}
+
+/// Serialises refreshes of one OAuth2 secret across every proxy on a PostgreSQL store (`None` on a
+/// redb file). Blocks: call it off the async threads, and drop the lock there too.
+pub fn fleet_refresh_lock(cfg: &crate::config::Config, secret_id: &str) -> Result<Option<crate::store::NamedLock>> {
+    Ok(crate::store::lock_named(&cfg.store, cfg.lock_wait, &format!("aivault:oauth-refresh:{secret_id}"))?)
+}
+
 impl Vault {
     /// Reads an OAuth2 credential's configuration and current client identity.
     pub fn oauth_target(&self, credential_id: &str) -> Result<OAuthTarget> {
@@ -75,6 +89,24 @@ impl Vault {
             client_auth: *client_auth,
             client_id: field("client_id"),
             client_secret: field("client_secret"),
+            refresh_token: field("refresh_token"),
+        })
+    }
+
+    /// The token document of an OAuth2 secret as stored now (another proxy of the fleet may
+    /// have refreshed it): version, access token, expiry, refresh token.
+    pub fn oauth_stored_tokens(&self, secret_id: &str) -> Result<StoredTokens> {
+        let row = self
+            .store
+            .read(|tx| tx.get::<SecretRow>(secret_id))?
+            .ok_or_else(|| Error::not_found("secret", secret_id, "the OAuth credential's secret was deleted"))?;
+        let mut material = Material::default();
+        material.add("secret", &self.open_secret(&row)?);
+        let field = |n: &str| material.field(n).filter(|v| !v.expose().is_empty()).cloned();
+        Ok(StoredTokens {
+            version: row.version,
+            access_token: field("access_token"),
+            expires_at: material.field("expires_at").and_then(|v| v.expose().parse().ok()),
             refresh_token: field("refresh_token"),
         })
     }

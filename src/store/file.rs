@@ -436,7 +436,6 @@ impl FileWrite {
     }
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;

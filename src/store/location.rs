@@ -68,7 +68,10 @@ mod tests {
     #[test]
     fn urls_and_paths_and_no_password_in_display() {
         let cases = [
-            ("postgres://aivault:s3cr3t-SENTINEL@db.internal:5432/vault?sslmode=require", "postgres://aivault@db.internal:5432/vault"),
+            (
+                "postgres://aivault:s3cr3t-SENTINEL@db.internal:5432/vault?sslmode=require",
+                "postgres://aivault@db.internal:5432/vault",
+            ),
             ("postgresql://db/vault", "postgres://db/vault"),
             ("/var/lib/aivault/vault.redb", "/var/lib/aivault/vault.redb"),
             ("file:///tmp/v.redb", "/tmp/v.redb"),

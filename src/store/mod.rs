@@ -27,8 +27,8 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 pub use rows::{
-    AgentRow, ApprovalRow, AttachmentRow, BindingRow, CaRow, CapabilityRow, CredentialRow, LimitRow, Origin, ProposalRow,
-    ReviewLinkRow, SecretRow,
+    AgentRow, ApprovalRow, AttachmentRow, BindingRow, CaRow, CapabilityRow, CredentialRow, LimitRow, Origin,
+    ProposalRow, ReviewLinkRow, SecretRow,
 };
 
 /// The schema this binary writes in the redb file. Older stores are migrated forward on open.
@@ -47,7 +47,6 @@ pub(crate) fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, StoreError> {
     serde_json::to_vec(value).map_err(|e| StoreError::Corrupt(e.to_string()))
 }
 
-
 /// How much of the request log to keep.
 #[derive(Clone, Copy, Debug)]
 pub struct Retention {
@@ -64,7 +63,6 @@ pub(crate) fn record_ts_ms(bytes: &[u8]) -> u64 {
     serde_json::from_slice::<Ts>(bytes).map(|t| t.ts_ms).unwrap_or(u64::MAX)
 }
 
-
 /// Whether an encoded audit record is a security event (anything but a proxied request).
 pub(crate) fn is_security_record(bytes: &[u8]) -> bool {
     #[derive(serde::Deserialize)]
@@ -73,7 +71,6 @@ pub(crate) fn is_security_record(bytes: &[u8]) -> bool {
     }
     serde_json::from_slice::<Kind>(bytes).map(|k| crate::audit::is_security_kind(&k.kind)).unwrap_or(true)
 }
-
 
 /// A record kind stored as JSON in its own table, keyed by a string.
 pub trait Record: Serialize + DeserializeOwned {
@@ -142,7 +139,6 @@ pub mod keys {
     }
 }
 
-
 /// An open store. Drop it promptly: an open redb file blocks other aivault processes.
 pub struct Store {
     backend: Backend,
@@ -150,7 +146,7 @@ pub struct Store {
 
 enum Backend {
     File(file::FileStore),
-    Pg(pg::PgStore),
+    Pg(Box<pg::PgStore>),
 }
 
 impl Store {
@@ -160,7 +156,7 @@ impl Store {
         let backend = match loc {
             Location::File(path) => Backend::File(file::FileStore::open(path, lock_wait)?),
             Location::Postgres(url, passfile) => {
-                Backend::Pg(pg::PgStore::open(loc, url, passfile.as_deref(), lock_wait)?)
+                Backend::Pg(Box::new(pg::PgStore::open(loc, url, passfile.as_deref(), lock_wait)?))
             }
         };
         Ok(Store { backend })
@@ -397,4 +393,21 @@ impl GenerationWatch {
             }
         }
     }
+}
+
+/// A fleet-wide lock held on its own PostgreSQL connection (a session advisory lock); released
+/// when dropped or when the connection ends. Drop it off the async threads: closing blocks.
+pub struct NamedLock {
+    _client: postgres::Client,
+}
+
+/// Takes the fleet-wide lock `name` on a PostgreSQL store, waiting for another holder; `None` for a
+/// redb file (one process holds it at a time: a local lock is enough).
+pub fn lock_named(loc: &Location, timeout: Duration, name: &str) -> Result<Option<NamedLock>, StoreError> {
+    let Location::Postgres(url, passfile) = loc else { return Ok(None) };
+    let mut client = pg::connect(loc, url, passfile.as_deref(), timeout)?;
+    client
+        .execute("SELECT pg_advisory_lock(hashtextextended($1, 0))", &[&name])
+        .map_err(|e| StoreError::Database(loc.to_string(), e.to_string()))?;
+    Ok(Some(NamedLock { _client: client }))
 }

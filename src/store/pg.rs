@@ -112,7 +112,8 @@ impl PgStore {
         if !exists {
             tx.batch_execute("CREATE TABLE aivault_schema (version integer NOT NULL)").map_err(err)?;
         }
-        let found: Option<i32> = tx.query_opt("SELECT version FROM aivault_schema", &[]).map_err(err)?.map(|r| r.get(0));
+        let found: Option<i32> =
+            tx.query_opt("SELECT version FROM aivault_schema", &[]).map_err(err)?.map(|r| r.get(0));
         let version = u32::try_from(found.unwrap_or(0)).unwrap_or(0);
         if version > PG_SCHEMA_VERSION {
             return Err(StoreError::NewerSchema { found: version, known: PG_SCHEMA_VERSION });
@@ -142,10 +143,14 @@ impl PgStore {
         Ok(out)
     }
 
-    pub(super) fn write<T, E: From<StoreError>>(&self, f: impl FnOnce(&mut PgWrite<'_>) -> Result<T, E>) -> Result<T, E> {
+    pub(super) fn write<T, E: From<StoreError>>(
+        &self,
+        f: impl FnOnce(&mut PgWrite<'_>) -> Result<T, E>,
+    ) -> Result<T, E> {
         let mut client = self.client.lock().unwrap_or_else(|p| p.into_inner());
         let mut tx = client.transaction().map_err(|e| E::from(db_error(&self.name, &e)))?;
-        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&WRITE_LOCK]).map_err(|e| E::from(db_error(&self.name, &e)))?;
+        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&WRITE_LOCK])
+            .map_err(|e| E::from(db_error(&self.name, &e)))?;
         let mut write = PgWrite { tx: RefCell::new(tx), name: &self.name };
         let v = f(&mut write)?;
         write.tx.into_inner().commit().map_err(|e| E::from(db_error(&self.name, &e)))?;
@@ -183,13 +188,15 @@ fn split_passfile_line(line: &str) -> Vec<zeroize::Zeroizing<String>> {
     while let Some(c) = chars.next() {
         match c {
             '\\' => {
-                if let Some(n) = chars.next() {
-                    out.last_mut().map(|s| s.push(n));
+                if let (Some(n), Some(last)) = (chars.next(), out.last_mut()) {
+                    last.push(n);
                 }
             }
             ':' => out.push(zeroize::Zeroizing::new(String::new())),
             c => {
-                out.last_mut().map(|s| s.push(c));
+                if let Some(last) = out.last_mut() {
+                    last.push(c);
+                }
             }
         }
     }
@@ -350,4 +357,25 @@ pub(super) fn listen(client: &mut Client, timeout: Duration, listening: &mut boo
     // Drain whatever else is queued: one reload covers them all.
     while client.notifications().iter().next()?.is_some() {}
     Ok(got)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passfile_lines_match_with_wildcards_and_escapes() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("pgpass");
+        std::fs::write(
+            &file,
+            "# comment\nother:5432:*:*:nope\n127.0.0.1:5433:vault:aivault:pa\\:ss\n*:*:*:*:fallback\n",
+        )
+        .unwrap();
+        let cfg: postgres::Config = "postgres://aivault@127.0.0.1:5433/vault".parse().unwrap();
+        assert_eq!(passfile_lookup(&file, &cfg).as_deref().map(String::as_str), Some("pa:ss"));
+        let cfg: postgres::Config = "postgres://someone@db.example:5432/x".parse().unwrap();
+        assert_eq!(passfile_lookup(&file, &cfg).as_deref().map(String::as_str), Some("fallback"));
+        assert!(passfile_lookup(&dir.path().join("missing"), &cfg).is_none());
+    }
 }

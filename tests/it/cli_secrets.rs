@@ -321,8 +321,7 @@ fn rotate_master_rewraps_and_the_next_process_can_read() {
     assert_eq!(plan["credential"], "openai");
     v.ok(&["secrets", "rotate", "--id", &id, "--value", "x"]);
     // The old key no longer opens the vault.
-    let with_old =
-        TestVault::beside(&v).with_env("AIVAULT_MASTER_KEY", old_key.trim());
+    let with_old = TestVault::beside(&v).with_env("AIVAULT_MASTER_KEY", old_key.trim());
     let out = with_old.cmd().env("AIVAULT_HOME", v.home()).args(["secrets", "list"]).output().unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("wrong master key"));

@@ -129,7 +129,8 @@ fn an_upstream_echo_of_the_credential_is_masked() {
     assert!(out.contains(&format!("you sent: Bearer {mask}")), "{out}");
     assert!(out.to_ascii_lowercase().contains(&format!("x-echo: bearer {mask}")), "{out}");
     // invoke goes through the same pipeline.
-    let v2 = v.fresh_env()
+    let v2 = v
+        .fresh_env()
         .with_env("AIVAULT_UPSTREAM_CA", up.ca_path.to_str().unwrap())
         .with_env("AIVAULT_RESOLVE", &up.resolve("api.example.com"));
     let body = v2.ok(&["invoke", "my-api/users", "--method", "GET", "--path", "/v1/users/echo"]);

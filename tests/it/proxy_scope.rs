@@ -117,7 +117,8 @@ except requests.exceptions.ProxyError as e:
 #[test]
 fn run_wires_the_child_and_returns_its_status() {
     let (v, up, _token) = setup();
-    let v = v.fresh_env()
+    let v = v
+        .fresh_env()
         .with_env("AIVAULT_UPSTREAM_CA", up.ca_path.to_str().unwrap())
         .with_env("AIVAULT_RESOLVE", &up.resolve("api.example.com"))
         .with_env("SSL_CERT_FILE", "/inherited/should-be-replaced.pem");

@@ -144,7 +144,10 @@ impl TestVault {
         assert_not_in_dir(&self.home(), needle);
         if let Some(url) = &self.store_url {
             let bytes = pg::dump(url);
-            assert!(!bytes.windows(needle.len()).any(|w| w == needle.as_bytes()), "the database holds the secret value");
+            assert!(
+                !bytes.windows(needle.len()).any(|w| w == needle.as_bytes()),
+                "the database holds the secret value"
+            );
         }
     }
 }

@@ -117,7 +117,8 @@ impl Cluster {
     /// A fresh, empty database; returns its URL.
     pub fn database(&self) -> String {
         let name = format!("t_{}", rand_suffix());
-        let mut admin = postgres::Client::connect(&self.url("postgres"), postgres::NoTls).expect("connect to the test cluster");
+        let mut admin =
+            postgres::Client::connect(&self.url("postgres"), postgres::NoTls).expect("connect to the test cluster");
         admin.batch_execute(&format!("CREATE DATABASE {name}")).expect("create database");
         self.url(&name)
     }
@@ -146,17 +147,14 @@ pub fn shared() -> &'static Cluster {
     static SHARED: OnceLock<Cluster> = OnceLock::new();
     SHARED.get_or_init(|| {
         let c = Cluster::start();
-        let script = format!(
-            "while kill -0 {pid} 2>/dev/null; do sleep 0.5; done; {stop}",
-            pid = std::process::id(),
-            stop = format!(
-                "{} {} -D {} -m immediate stop >/dev/null 2>&1; rm -rf {}",
-                if is_root() { "runuser -u postgres --" } else { "" },
-                c.bin.join("pg_ctl").display(),
-                c.data().display(),
-                c.dir.path().display()
-            )
+        let stop = format!(
+            "{} {} -D {} -m immediate stop >/dev/null 2>&1; rm -rf {}",
+            if is_root() { "runuser -u postgres --" } else { "" },
+            c.bin.join("pg_ctl").display(),
+            c.data().display(),
+            c.dir.path().display()
         );
+        let script = format!("while kill -0 {} 2>/dev/null; do sleep 0.5; done; {stop}", std::process::id());
         let _ = Command::new("sh").args(["-c", &script]).stdin(std::process::Stdio::null()).spawn();
         c
     })
