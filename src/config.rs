@@ -53,12 +53,7 @@ impl Config {
         };
         let store = match store_flag.map(str::to_owned).or_else(|| non_empty_env("AIVAULT_STORE_URL")) {
             Some(text) => match crate::store::Location::parse(&text) {
-                crate::store::Location::Postgres(url, _) => {
-                    let passfile = non_empty_env("PGPASSFILE")
-                        .map(PathBuf::from)
-                        .or_else(|| non_empty_env("HOME").map(|h| PathBuf::from(h).join(".pgpass")));
-                    crate::store::Location::Postgres(url, passfile)
-                }
+                crate::store::Location::Postgres(url, _) => crate::store::Location::Postgres(url, passfile()),
                 file => file,
             },
             None => crate::store::Location::File(home.join("vault.redb")),
@@ -76,6 +71,11 @@ impl Config {
         }
     }
 
+    /// The libpq passfile (`PGPASSFILE`, else `~/.pgpass`) for database URLs without a password.
+    pub fn passfile(&self) -> Option<PathBuf> {
+        passfile()
+    }
+
     /// Where the proxy spills audit records it cannot write yet (0600).
     pub fn spill_path(&self) -> PathBuf {
         self.home.join("vault.audit-spill")
@@ -83,6 +83,12 @@ impl Config {
 }
 
 /// The log filter for long-running commands: `AIVAULT_LOG` (e.g. `info`, `aivault=debug`), default `warn`.
+fn passfile() -> Option<PathBuf> {
+    non_empty_env("PGPASSFILE")
+        .map(PathBuf::from)
+        .or_else(|| non_empty_env("HOME").map(|h| PathBuf::from(h).join(".pgpass")))
+}
+
 pub fn log_filter() -> String {
     non_empty_env("AIVAULT_LOG").unwrap_or_else(|| "warn".to_owned())
 }

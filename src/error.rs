@@ -90,6 +90,7 @@ impl Error {
             Error::Conflict(_) => ErrorKind::Conflict,
             Error::Denied { .. } | Error::Resolve(_) => ErrorKind::Denied,
             Error::Crypto(_) | Error::WrongMasterKey { .. } => ErrorKind::Crypto,
+            Error::Store(StoreError::NotEmpty) => ErrorKind::Conflict,
             Error::Store(e) if e.is_damage() => ErrorKind::Damaged,
             Error::Store(_) | Error::Io(_) => ErrorKind::Store,
             Error::Upstream { .. } => ErrorKind::Upstream,

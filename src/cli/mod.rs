@@ -11,6 +11,7 @@ mod proposal;
 mod proxy;
 pub mod render;
 mod secrets;
+mod store;
 
 use std::io::Read as _;
 use std::path::PathBuf;
@@ -90,6 +91,9 @@ pub enum Command {
     Proposal(proposal::ProposalCmd),
     /// Serve the approval console alone (no proxy), for a person who only approves.
     Console(proxy::ConsoleArgs),
+    /// The store itself: copy a vault between redb and PostgreSQL.
+    #[command(subcommand)]
+    Store(store::StoreCmd),
     /// Show the decision the proxy would make for a request, without sending it (never a value).
     Explain(misc::ExplainArgs),
     /// Print shell completions.
@@ -129,6 +133,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Limit(cmd) => limit::run(&cfg, out, cmd),
         Command::Approval(cmd) => approval::run(&cfg, out, cmd),
         Command::Proposal(cmd) => proposal::run(&cfg, out, cmd),
+        Command::Store(cmd) => store::run(&cfg, out, cmd),
         Command::Console(args) => proxy::console(&cfg, args),
     }
 }

@@ -168,6 +168,22 @@ impl Vault {
     }
 }
 
+/// Copies the whole store of `cfg` into `to` (sealed, one transaction on the target).
+pub fn store_copy(cfg: &Config, to: &crate::store::Location, force: bool) -> Result<crate::store::Copied> {
+    if *to == cfg.store {
+        return Err(Error::invalid(format!("{to} is the store in use; name another target")));
+    }
+    let source = Store::open(&cfg.store, cfg.lock_wait)?;
+    let target = Store::open(to, cfg.lock_wait)?;
+    let copied = source.copy_to(&target, force)?;
+    drop(source);
+    target.write(|tx| {
+        let detail = format!("{} records, {} audit records from {}", copied.records, copied.audit_records, cfg.store);
+        record(tx, AuditEvent::new("store.copy").detail(detail))
+    })?;
+    Ok(copied)
+}
+
 /// Opens the store at `path` just long enough to read the management generation.
 pub fn read_generation(path: &crate::store::Location, lock_wait: std::time::Duration) -> Result<u64> {
     let store = Store::open(path, lock_wait)?;

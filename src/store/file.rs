@@ -436,6 +436,106 @@ impl FileWrite {
     }
 }
 
+/// The byte-valued record tables a copy moves (names and token hashes are string tables).
+const RECORD_TABLES: &[Tbl] = &[
+    META,
+    SECRETS,
+    CREDENTIALS,
+    CAPABILITIES,
+    BINDINGS,
+    ATTACHMENTS,
+    AGENTS,
+    CA,
+    LIMITS,
+    APPROVALS,
+    PROPOSALS,
+    REVIEW_LINKS,
+];
+const STRING_TABLES: &[TableDefinition<'static, &'static str, &'static str>] = &[NAMES, AGENT_TOKENS];
+
+impl FileRead {
+    /// Everything in the store, as it is stored (sealed).
+    pub(super) fn dump(&self) -> Result<super::Dump, StoreError> {
+        let mut d = super::Dump::default();
+        for t in RECORD_TABLES {
+            for item in self.tx.open_table(*t)?.iter()? {
+                let (k, v) = item?;
+                d.kv.push((t.name().to_owned(), k.value().to_owned(), v.value().to_vec()));
+            }
+        }
+        for t in STRING_TABLES {
+            for item in self.tx.open_table(*t)?.iter()? {
+                let (k, v) = item?;
+                d.kv.push((t.name().to_owned(), k.value().to_owned(), v.value().as_bytes().to_vec()));
+            }
+        }
+        for t in [AUDIT, AUDIT_SECURITY] {
+            for item in self.tx.open_table(t)?.iter()? {
+                let (k, v) = item?;
+                d.audit.push((k.value(), v.value().to_vec()));
+            }
+        }
+        d.audit.sort_by_key(|(seq, _)| *seq);
+        Ok(d)
+    }
+}
+
+impl FileWrite {
+    /// Whether the store holds anything but its schema version.
+    pub(super) fn is_empty(&self) -> Result<bool, StoreError> {
+        for t in RECORD_TABLES {
+            let table = self.tx.open_table(*t)?;
+            let n = table.len()?;
+            let only_schema = t.name() == META.name() && n == 1 && table.get("schema_version")?.is_some();
+            if n > 0 && !only_schema {
+                return Ok(false);
+            }
+        }
+        for t in STRING_TABLES {
+            if self.tx.open_table(*t)?.len()? > 0 {
+                return Ok(false);
+            }
+        }
+        Ok(self.tx.open_table(AUDIT)?.len()? == 0 && self.tx.open_table(AUDIT_SECURITY)?.len()? == 0)
+    }
+
+    /// Replaces everything with `dump` (the schema version stays this store's own).
+    pub(super) fn load(&mut self, dump: &super::Dump) -> Result<(), StoreError> {
+        for t in RECORD_TABLES {
+            let keep_schema = t.name() == META.name();
+            self.tx.open_table(*t)?.retain(|k, _| keep_schema && k == "schema_version")?;
+        }
+        for t in STRING_TABLES {
+            self.tx.open_table(*t)?.retain(|_, _| false)?;
+        }
+        for t in [AUDIT, AUDIT_SECURITY] {
+            self.tx.open_table(t)?.retain(|_, _| false)?;
+        }
+        for (tbl, key, value) in &dump.kv {
+            if tbl == META.name() && key == "schema_version" {
+                continue;
+            }
+            if let Some(t) = STRING_TABLES.iter().find(|t| t.name() == tbl) {
+                self.tx.open_table(*t)?.insert(key.as_str(), String::from_utf8_lossy(value).as_ref())?;
+            } else if let Some(t) = RECORD_TABLES.iter().find(|t| t.name() == tbl) {
+                self.tx.open_table(*t)?.insert(key.as_str(), value.as_slice())?;
+            } else {
+                return Err(StoreError::Corrupt(format!("unknown table {tbl} in the copy")));
+            }
+        }
+        let mut requests = self.tx.open_table(AUDIT)?;
+        let mut security = self.tx.open_table(AUDIT_SECURITY)?;
+        for (seq, body) in &dump.audit {
+            if is_security_record(body) {
+                security.insert(*seq, body.as_slice())?;
+            } else {
+                requests.insert(*seq, body.as_slice())?;
+            }
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -32,6 +32,8 @@ pub enum StoreError {
     /// its password).
     #[error("the vault database {0} failed: {1}")]
     Database(String, String),
+    #[error("the target store is not empty; pass --force to replace what it holds")]
+    NotEmpty,
 }
 
 impl StoreError {

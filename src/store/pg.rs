@@ -249,6 +249,10 @@ pub(super) trait PgWriteOps: PgReadOps {
     fn delete_raw(&mut self, tbl: &str, key: &str) -> Result<bool, StoreError>;
     fn notify(&mut self, generation: u64) -> Result<(), StoreError>;
     fn append_audit(&mut self, records: &[Vec<u8>], retention: Retention) -> Result<(), StoreError>;
+    /// Whether the database holds anything but its schema.
+    fn is_empty(&self) -> Result<bool, StoreError>;
+    /// Replaces everything with `dump`.
+    fn load(&mut self, dump: &super::Dump) -> Result<(), StoreError>;
 }
 
 impl PgReadOps for PgRead<'_> {
@@ -286,6 +290,14 @@ impl PgWrite<'_> {
 }
 
 impl PgWriteOps for PgWrite<'_> {
+    fn is_empty(&self) -> Result<bool, StoreError> {
+        self.is_empty_impl()
+    }
+
+    fn load(&mut self, dump: &super::Dump) -> Result<(), StoreError> {
+        self.load_impl(dump)
+    }
+
     fn put_raw(&mut self, tbl: &str, key: &str, value: &[u8]) -> Result<(), StoreError> {
         self.tx
             .borrow_mut()
@@ -342,6 +354,57 @@ impl PgWriteOps for PgWrite<'_> {
         }
         let min_ts = i64::try_from(retention.min_ts_ms).unwrap_or(i64::MAX);
         tx.execute("DELETE FROM aivault_audit WHERE NOT security AND ts_ms < $1", &[&min_ts]).map_err(err)?;
+        Ok(())
+    }
+}
+
+impl PgRead<'_> {
+    /// Everything in the store, as it is stored (sealed).
+    pub(super) fn dump(&self) -> Result<super::Dump, StoreError> {
+        let mut tx = self.tx.borrow_mut();
+        let err = |e: postgres::Error| db_error(self.name, &e);
+        let mut d = super::Dump::default();
+        for row in tx.query("SELECT tbl, key, value FROM aivault_kv ORDER BY tbl, key", &[]).map_err(err)? {
+            let key: Vec<u8> = row.get(1);
+            d.kv.push((row.get(0), String::from_utf8_lossy(&key).into_owned(), row.get(2)));
+        }
+        for row in tx.query("SELECT seq, body FROM aivault_audit ORDER BY seq", &[]).map_err(err)? {
+            d.audit.push((row.get::<_, i64>(0) as u64, row.get(1)));
+        }
+        Ok(d)
+    }
+}
+
+impl PgWrite<'_> {
+    /// Whether the database holds anything but its schema.
+    fn is_empty_impl(&self) -> Result<bool, StoreError> {
+        let mut tx = self.tx.borrow_mut();
+        let err = |e: postgres::Error| db_error(self.name, &e);
+        let kv: i64 = tx.query_one("SELECT COUNT(*) FROM aivault_kv", &[]).map_err(err)?.get(0);
+        let audit: i64 = tx.query_one("SELECT COUNT(*) FROM aivault_audit", &[]).map_err(err)?.get(0);
+        Ok(kv == 0 && audit == 0)
+    }
+
+    /// Replaces everything with `dump`.
+    fn load_impl(&mut self, dump: &super::Dump) -> Result<(), StoreError> {
+        let mut tx = self.tx.borrow_mut();
+        let err = |e: postgres::Error| db_error(self.name, &e);
+        tx.batch_execute("DELETE FROM aivault_kv; DELETE FROM aivault_audit").map_err(err)?;
+        for (tbl, key, value) in &dump.kv {
+            if tbl == "meta" && key == "schema_version" {
+                continue;
+            }
+            tx.execute("INSERT INTO aivault_kv (tbl, key, value) VALUES ($1, $2, $3)", &[tbl, &key.as_bytes(), value])
+                .map_err(err)?;
+        }
+        for (seq, body) in &dump.audit {
+            let ts = i64::try_from(record_ts_ms(body)).unwrap_or(i64::MAX);
+            tx.execute(
+                "INSERT INTO aivault_audit (seq, security, ts_ms, body) VALUES ($1, $2, $3, $4)",
+                &[&(*seq as i64), &is_security_record(body), &ts, body],
+            )
+            .map_err(err)?;
+        }
         Ok(())
     }
 }

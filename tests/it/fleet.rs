@@ -222,3 +222,36 @@ fn a_database_outage_keeps_proxies_serving_and_loses_no_audit_record() {
     }
     assert_eq!(counted(), sent, "every request made while the database was down is in the audit log");
 }
+
+#[test]
+fn store_copy_moves_a_vault_to_postgres_and_back_sealed() {
+    let cluster = Cluster::start();
+    let file = TestVault::file_only().with_env("AIVAULT_MASTER_KEY", KEY);
+    let id = file.secret("OPENAI_API_KEY", "sk-copy-SENTINEL", &[]);
+    file.agent("copied-agent", &["--workspace-id", "w"]);
+    let url = cluster.database();
+    let copied = file.json(&["store", "copy", "--to", &url]);
+    assert!(copied["records"].as_u64().unwrap() > 5, "{copied}");
+    let (code, err) = file.fails(&["store", "copy", "--to", &url]);
+    assert_eq!(code, 4, "a non-empty target is refused: {err}");
+    assert!(err.contains("--force"), "{err}");
+    file.ok(&["store", "copy", "--to", &url, "--force"]);
+
+    let pg = TestVault::on_postgres(url.clone()).with_env("AIVAULT_MASTER_KEY", KEY);
+    assert_eq!(pg.ok(&["secrets", "reveal", "--id", &id]).trim(), "sk-copy-SENTINEL", "values open with the same key");
+    assert_eq!(pg.json(&["agent", "list"])[0]["name"], "copied-agent");
+    assert_eq!(pg.json(&["invoke", "openai/models", "--dry-run"])["credential"], "openai");
+    assert!(pg.ok(&["audit", "--limit", "100"]).contains("secret.create"), "the audit log came along");
+    assert!(
+        !String::from_utf8_lossy(&crate::support::pg::dump(&url)).contains("sk-copy-SENTINEL"),
+        "sealed in the database"
+    );
+
+    // And back into a new redb file.
+    let back = TestVault::file_only().with_env("AIVAULT_MASTER_KEY", KEY);
+    std::fs::create_dir_all(back.home()).unwrap();
+    let target = back.home().join("vault.redb");
+    pg.ok(&["store", "copy", "--to", target.to_str().unwrap()]);
+    assert_eq!(back.ok(&["secrets", "reveal", "--id", &id]).trim(), "sk-copy-SENTINEL");
+    back.assert_not_on_disk("sk-copy-SENTINEL");
+}
