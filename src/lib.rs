@@ -17,6 +17,7 @@ pub mod registry;
 pub mod scope;
 pub mod secret;
 pub mod service;
+pub mod source;
 pub mod store;
 pub mod time;
 

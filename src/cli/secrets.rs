@@ -46,6 +46,17 @@ pub enum SecretsCmd {
         /// providers such as Shopify: --host my-store.myshopify.com).
         #[arg(long = "host")]
         hosts: Vec<String>,
+        /// Read-only, from outside the vault: a command whose output is the value (run by `sh -c`,
+        /// e.g. 'pass show api/openai'); fetched by the proxy, never stored.
+        #[arg(long, value_name = "COMMAND", conflicts_with_all = ["value", "value_file", "from_file"])]
+        from_exec: Option<String>,
+        /// Read-only, from outside the vault: a file whose contents are the value (e.g. a mounted
+        /// Kubernetes Secret), re-read when it changes.
+        #[arg(long, value_name = "PATH", conflicts_with_all = ["value", "value_file"])]
+        from_file: Option<PathBuf>,
+        /// Seconds a value fetched from --from-exec or --from-file is reused (never longer).
+        #[arg(long, value_name = "SECONDS", default_value_t = crate::source::DEFAULT_TTL_SECS)]
+        ttl: u64,
     },
     /// Rename a secret or change its aliases (use rotate to change the value).
     Update {
@@ -193,10 +204,25 @@ pub fn run(cfg: &Config, out: Out, cmd: SecretsCmd) -> Result<()> {
                 render::table(&["NAME", "ID", "SCOPE", "PROVIDER", "VERSION", "ALIASES"], &rows);
             });
         }
-        SecretsCmd::Create { name, value, scope, aliases, hosts } => {
+        SecretsCmd::Create { name, value, scope, aliases, hosts, from_exec, from_file, ttl } => {
             let scope = scope.scope()?;
-            let value = read_value(value.value, value.value_file, value.max_value_bytes)?;
-            let created = Vault::open(cfg)?.secret_create(&name, value, scope, &aliases, &hosts)?;
+            let source = match (from_exec, from_file) {
+                (Some(command), _) => Some(crate::source::Source::Exec { command, ttl_secs: ttl }),
+                (None, Some(path)) => {
+                    let path = std::path::absolute(&path)
+                        .map_err(|e| Error::invalid(format!("bad --from-file {}: {e}", path.display())))?;
+                    Some(crate::source::Source::File { path, ttl_secs: ttl })
+                }
+                (None, None) => None,
+            };
+            let vault = Vault::open(cfg)?;
+            let created = match source {
+                Some(source) => vault.secret_create_external(&name, source, scope, &aliases, &hosts)?,
+                None => {
+                    let value = read_value(value.value, value.value_file, value.max_value_bytes)?;
+                    vault.secret_create(&name, value, scope, &aliases, &hosts)?
+                }
+            };
             out.show(&created, false, || print_created(&created));
             for w in &created.warnings {
                 render::eprint_line(&format!("warning: {w}"));
@@ -282,6 +308,9 @@ fn print_created(c: &SecretCreated) {
         None => render::line(&format!("Secret {verb}: {}", s.name)),
     }
     render::line(&format!("  ref: {}", s.reference));
+    if let Some(source) = &s.source {
+        render::line(&format!("  value from {source} (read-only; fetched when needed, never stored)"));
+    }
     for p in &c.provisioned {
         let verb = if p.action == "updated" { "updated" } else { "auto-provisioned" };
         render::line(&format!("Credential {verb}: {} ({} capabilities enabled)", p.credential, p.capabilities));

@@ -24,6 +24,9 @@ pub struct SecretInfo {
     pub attached_groups: Vec<String>,
     pub created_at: String,
     pub updated_at: String,
+    /// Where an external (read-only) secret's value comes from.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
 }
 
 /// What creating (or importing) one secret did.

@@ -10,6 +10,7 @@ pub mod ca;
 mod capabilities;
 mod credentials;
 pub mod explain;
+pub mod external;
 mod keys;
 pub mod limits;
 pub mod oauth;
@@ -163,7 +164,14 @@ impl Vault {
     }
 
     /// Decrypts one secret row. Callers zeroize by dropping the result promptly.
+    /// (An external secret is fetched from its source, uncached: management commands are rare.)
     pub(crate) fn open_secret(&self, row: &SecretRow) -> Result<SecretBytes> {
+        if let Some(source) = &row.source {
+            return external::fetch(source).map_err(|why| Error::Denied {
+                code: crate::refusal::ErrorCode::CredentialUnavailable,
+                message: format!("secret {} comes from {source}, which failed: {why}", row.name),
+            });
+        }
         crypto::open(&self.key, &secret_aad(row), &row.sealed).map_err(Error::from)
     }
 }

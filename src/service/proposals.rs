@@ -357,6 +357,7 @@ impl Vault {
                             scope: &scope,
                             aliases: &[],
                             hosts: &[],
+                            source: None,
                         };
                         let created = self.create_in_tx(tx, &new, true)?;
                         out.warnings.extend(created.warnings);

@@ -48,6 +48,9 @@ pub struct Snapshot {
     /// Live limit state per target kind (`agent`, `capability`, `credential`) and id, so a
     /// request looks its limits up without building a key.
     limiters: [HashMap<String, Arc<Limiter>>; 3],
+    /// Values of external secrets, fetched on demand and kept for their TTL (carried over from
+    /// one snapshot to the next, like the limiters).
+    external: Arc<super::external::ExternalCache>,
 }
 
 const LIMIT_KINDS: [&str; 3] = ["agent", "capability", "credential"];
@@ -235,6 +238,7 @@ impl Snapshot {
                     approvals,
                     allowances,
                     limiters,
+                    external: Arc::default(),
                     generation,
                     policy: Policy::new(rules),
                     capabilities,
@@ -309,6 +313,7 @@ impl Snapshot {
 
     /// Keeps the counters of limits whose spec did not change (a reload must not reset them).
     pub fn adopt_limiters(&mut self, previous: &Snapshot) {
+        self.external = previous.external.clone();
         for (mine, theirs) in self.limiters.iter_mut().zip(&previous.limiters) {
             for (id, limiter) in mine.iter_mut() {
                 if let Some(old) = theirs.get(id) {
@@ -440,6 +445,24 @@ impl Snapshot {
     }
 
     /// Decrypts what `pick` chose.
+    /// A secret's value: opened from its seal, or fetched (cached) from its external source. An
+    /// external failure is its own error (naming the source); `None` is "did not open".
+    fn plaintext(
+        &self,
+        key: &MasterKey,
+        secret: &SecretRow,
+    ) -> std::result::Result<crate::secret::SecretBytes, Option<Error>> {
+        match &secret.source {
+            Some(source) => self.external.get(&secret.id, source).map_err(|why| {
+                Some(Error::Denied {
+                    code: crate::refusal::ErrorCode::CredentialUnavailable,
+                    message: format!("secret {} comes from {source}, which failed: {why}", secret.name),
+                })
+            }),
+            None => crypto::open(key, &super::secret_aad(secret), &secret.sealed).map_err(|_| None),
+        }
+    }
+
     pub fn open(&self, key: &MasterKey, pick: &Pick) -> Result<ResolvedCredential> {
         match pick {
             Pick::Credential { id, level } => {
@@ -449,8 +472,8 @@ impl Snapshot {
                 for (field, secret_id) in &row.secrets {
                     let secret = self.secrets.get(secret_id).ok_or_else(|| unavailable(&row.id))?;
                     secrets.push((secret.id.clone(), secret.version));
-                    let plain = crypto::open(key, &super::secret_aad(secret), &secret.sealed)
-                        .map_err(|_| unavailable(&row.id))?;
+                    let plain =
+                        self.plaintext(key, secret).map_err(|why| why.unwrap_or_else(|| unavailable(&row.id)))?;
                     material.add(field, &plain);
                 }
                 Ok(ResolvedCredential {
@@ -464,8 +487,7 @@ impl Snapshot {
             }
             Pick::Binding { capability, provider, secret_id, level, auth, origin, field } => {
                 let secret = self.secrets.get(secret_id).ok_or_else(|| unavailable(secret_id))?;
-                let plain = crypto::open(key, &super::secret_aad(secret), &secret.sealed)
-                    .map_err(|_| unavailable(secret_id))?;
+                let plain = self.plaintext(key, secret).map_err(|why| why.unwrap_or_else(|| unavailable(secret_id)))?;
                 let mut material = Material::default();
                 material.add(field, &plain);
                 Ok(ResolvedCredential {

@@ -27,6 +27,8 @@ pub(super) struct NewSecret<'a> {
     pub aliases: &'a [String],
     /// Narrows the provisioned registry credential (`--host`).
     pub hosts: &'a [String],
+    /// An external secret: `value` is what the source gave now (to check templates), never stored.
+    pub source: Option<&'a crate::source::Source>,
 }
 
 impl Vault {
@@ -39,7 +41,23 @@ impl Vault {
         aliases: &[String],
         hosts: &[String],
     ) -> Result<SecretCreated> {
-        let new = NewSecret { name, value: &value, scope: &scope, aliases, hosts };
+        let new = NewSecret { name, value: &value, scope: &scope, aliases, hosts, source: None };
+        self.store.write(|tx| self.create_in_tx(tx, &new, false))
+    }
+
+    /// Creates a read-only secret whose value lives in an external source (fetched once now, to
+    /// check that it works; never stored).
+    pub fn secret_create_external(
+        &self,
+        name: &str,
+        source: crate::source::Source,
+        scope: Scope,
+        aliases: &[String],
+        hosts: &[String],
+    ) -> Result<SecretCreated> {
+        let value = super::external::fetch(&source)
+            .map_err(|why| Error::invalid(format!("the source for {name} ({source}) failed: {why}")))?;
+        let new = NewSecret { name, value: &value, scope: &scope, aliases, hosts, source: Some(&source) };
         self.store.write(|tx| self.create_in_tx(tx, &new, false))
     }
 
@@ -49,7 +67,7 @@ impl Vault {
         new: &NewSecret<'_>,
         rotate_existing: bool,
     ) -> Result<SecretCreated> {
-        let NewSecret { name, value, scope, aliases, hosts } = *new;
+        let NewSecret { name, value, scope, aliases, hosts, source } = *new;
         check_name("secret name", name)?;
         if value.is_empty() {
             return Err(Error::invalid(format!("the value for {name} is empty")));
@@ -57,7 +75,7 @@ impl Vault {
         let aliases = dedup_aliases(name, aliases)?;
         if let Some(existing) = tx.name_owner(&keys::name(scope, name))? {
             let row = secret_by_id_w(tx, &existing)?;
-            if rotate_existing && row.name == name {
+            if rotate_existing && row.name == name && row.source.is_none() && source.is_none() {
                 let row = self.rotate_in_tx(tx, row, value)?;
                 let (provisioned, waiting, warnings) = self.provision(tx, &row, hosts)?;
                 let secret = info(tx, &row)?;
@@ -80,7 +98,9 @@ impl Vault {
         let pinned = self.registry.claim(name).map(|c| c.pin.clone());
         let id = crypto::random_id("sec_")?;
         let now = now_ms();
-        let sealed = seal_secret(&self.key, &id, 1, scope, pinned.as_deref(), value.expose())?;
+        // An external secret keeps nothing: its sealed value is empty.
+        let stored: &[u8] = if source.is_some() { b"" } else { value.expose() };
+        let sealed = seal_secret(&self.key, &id, 1, scope, pinned.as_deref(), stored)?;
         let row = SecretRow {
             id: id.clone(),
             name: name.to_owned(),
@@ -89,6 +109,7 @@ impl Vault {
             pinned_provider: pinned.clone(),
             version: 1,
             sealed,
+            source: source.cloned(),
             created_ms: now,
             updated_ms: now,
         };
@@ -133,6 +154,7 @@ impl Vault {
         }
         self.store.write(|tx| {
             let mut row = secret_by_id_w(tx, id)?;
+            managed_upstream(&row)?;
             let old_keys: Vec<String> =
                 std::iter::once(&row.name).chain(&row.aliases).map(|n| keys::name(&row.scope, n)).collect();
             if let Some(name) = new_name {
@@ -206,6 +228,7 @@ impl Vault {
     }
 
     fn rotate_in_tx(&self, tx: &mut WriteTx, mut row: SecretRow, value: &SecretBytes) -> Result<SecretRow> {
+        managed_upstream(&row)?;
         row.version += 1;
         row.sealed =
             seal_secret(&self.key, &row.id, row.version, &row.scope, row.pinned_provider.as_deref(), value.expose())?;
@@ -289,7 +312,7 @@ impl Vault {
             for (name, value) in &entries {
                 out.push(self.create_in_tx(
                     tx,
-                    &NewSecret { name, value, scope: &scope, aliases: &[], hosts: &[] },
+                    &NewSecret { name, value, scope: &scope, aliases: &[], hosts: &[], source: None },
                     true,
                 )?);
             }
@@ -345,6 +368,7 @@ fn build_info(row: &SecretRow, attached_groups: Vec<String>) -> SecretInfo {
         attached_groups,
         created_at: rfc3339(row.created_ms),
         updated_at: rfc3339(row.updated_ms),
+        source: row.source.as_ref().map(ToString::to_string),
     }
 }
 
@@ -392,4 +416,15 @@ pub(super) fn delete_in_tx(tx: &mut WriteTx, id: &str) -> Result<SecretDeleted> 
     );
     record(tx, AuditEvent::new("secret.delete").secret(&row.id).detail(detail))?;
     Ok(SecretDeleted { id: row.id, name: row.name, removed_credentials, removed_bindings, removed_attachments })
+}
+
+/// An external secret is read-only here: it changes where it lives.
+fn managed_upstream(row: &SecretRow) -> Result<()> {
+    match &row.source {
+        Some(source) => Err(Error::Conflict(format!(
+            "secret {} is managed upstream ({source}); change it there (nothing was changed)",
+            row.name
+        ))),
+        None => Ok(()),
+    }
 }

@@ -20,7 +20,11 @@ pub struct SecretRow {
     pub pinned_provider: Option<String>,
     /// Bumped on every rotation; bound into the associated data.
     pub version: u32,
+    /// Empty (sealed) for an external secret, whose value lives in `source`.
     pub sealed: Sealed,
+    /// Read-only: the value is fetched from here by whoever needs it, never stored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<crate::source::Source>,
     pub created_ms: u64,
     pub updated_ms: u64,
 }

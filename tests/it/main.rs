@@ -11,6 +11,7 @@ mod cli_errors;
 mod cli_secrets;
 mod console_browser;
 mod explain;
+mod external_sources;
 mod fleet;
 mod grants;
 mod hardening_audit;

@@ -25,6 +25,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("refusal", 0),
     ("time", 0),
     ("proposal", 0),
+    ("source", 0),
     ("crypto", 1),
     ("store", 2),
     ("ca", 2),
