@@ -53,7 +53,9 @@ impl Config {
         };
         let store = match store_flag.map(str::to_owned).or_else(|| non_empty_env("AIVAULT_STORE_URL")) {
             Some(text) => match crate::store::Location::parse(&text) {
-                crate::store::Location::Postgres(url, _) => crate::store::Location::Postgres(url, passfile()),
+                crate::store::Location::Postgres(url, _) => {
+                    crate::store::Location::Postgres(with_rootcert(url), passfile())
+                }
                 file => file,
             },
             None => crate::store::Location::File(home.join("vault.redb")),
@@ -83,6 +85,17 @@ impl Config {
 }
 
 /// The log filter for long-running commands: `AIVAULT_LOG` (e.g. `info`, `aivault=debug`), default `warn`.
+/// Adds PGSSLROOTCERT to a database URL that names no `sslrootcert` itself.
+fn with_rootcert(url: Zeroizing<String>) -> Zeroizing<String> {
+    match non_empty_env("PGSSLROOTCERT") {
+        Some(root) if !url.contains("sslrootcert=") => {
+            let sep = if url.contains('?') { '&' } else { '?' };
+            Zeroizing::new(format!("{}{sep}sslrootcert={}", url.as_str(), crate::percent::encode(root)))
+        }
+        _ => url,
+    }
+}
+
 fn passfile() -> Option<PathBuf> {
     non_empty_env("PGPASSFILE")
         .map(PathBuf::from)

@@ -62,7 +62,19 @@ pub(super) struct PgWrite<'a> {
 
 fn db_error(name: &str, e: &postgres::Error) -> StoreError {
     // The driver's message names no credentials (the URL is never in it).
-    let why = e.as_db_error().map(|d| d.message().to_owned()).unwrap_or_else(|| e.to_string());
+    let why = match e.as_db_error() {
+        Some(d) => d.message().to_owned(),
+        None => {
+            // "error performing TLS handshake" says little without its cause.
+            let mut why = e.to_string();
+            let mut source = std::error::Error::source(e);
+            while let Some(s) = source {
+                why.push_str(&format!(": {s}"));
+                source = s.source();
+            }
+            why
+        }
+    };
     StoreError::Database(name.to_owned(), why)
 }
 
@@ -75,6 +87,7 @@ pub(super) fn connect(
     timeout: Duration,
 ) -> Result<Client, StoreError> {
     let name = loc.to_string();
+    let (url, rootcert) = split_rootcert(url);
     let mut cfg: postgres::Config =
         url.parse().map_err(|e: postgres::Error| StoreError::Database(name.clone(), format!("bad URL: {e}")))?;
     cfg.connect_timeout(timeout.max(Duration::from_secs(1)));
@@ -86,7 +99,59 @@ pub(super) fn connect(
     if cfg.get_application_name().is_none() {
         cfg.application_name("aivault");
     }
-    cfg.connect(NoTls).map_err(|e| db_error(&name, &e))
+    match cfg.get_ssl_mode() {
+        // `require`: TLS, and the server's certificate is verified (webpki roots, plus
+        // `sslrootcert` / PGSSLROOTCERT for a private CA). Anything else is plaintext.
+        postgres::config::SslMode::Require => {
+            cfg.connect(tls_connector(&name, rootcert.as_deref())?).map_err(|e| db_error(&name, &e))
+        }
+        _ => cfg.connect(NoTls).map_err(|e| db_error(&name, &e)),
+    }
+}
+
+/// Takes `sslrootcert=PATH` out of a URL's query (the driver does not know it).
+fn split_rootcert(url: &str) -> (zeroize::Zeroizing<String>, Option<std::path::PathBuf>) {
+    let Some((base, query)) = url.split_once('?') else { return (zeroize::Zeroizing::new(url.to_owned()), None) };
+    let mut root = None;
+    let kept: Vec<&str> = query
+        .split('&')
+        .filter(|p| match p.strip_prefix("sslrootcert=") {
+            Some(path) => {
+                root =
+                    Some(std::path::PathBuf::from(String::from_utf8_lossy(&crate::percent::decode(path)).into_owned()));
+                false
+            }
+            None => true,
+        })
+        .collect();
+    let rebuilt = if kept.is_empty() { base.to_owned() } else { format!("{base}?{}", kept.join("&")) };
+    (zeroize::Zeroizing::new(rebuilt), root)
+}
+
+fn tls_connector(
+    name: &str,
+    rootcert: Option<&std::path::Path>,
+) -> Result<tokio_postgres_rustls::MakeRustlsConnect, StoreError> {
+    use rustls_pki_types::CertificateDer;
+    use rustls_pki_types::pem::PemObject as _;
+    let bad = |why: String| StoreError::Database(name.to_owned(), why);
+    let mut roots = rustls::RootCertStore::empty();
+    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    if let Some(path) = rootcert {
+        let certs = CertificateDer::pem_file_iter(path)
+            .map_err(|e| bad(format!("cannot read sslrootcert {}: {e}", path.display())))?;
+        for cert in certs {
+            let cert = cert.map_err(|e| bad(format!("bad certificate in {}: {e}", path.display())))?;
+            roots.add(cert).map_err(|e| bad(format!("bad certificate in {}: {e}", path.display())))?;
+        }
+    }
+    let config =
+        rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            .map_err(|e| bad(e.to_string()))?
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+    Ok(tokio_postgres_rustls::MakeRustlsConnect::new(config))
 }
 
 impl PgStore {

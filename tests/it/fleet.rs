@@ -255,3 +255,38 @@ fn store_copy_moves_a_vault_to_postgres_and_back_sealed() {
     assert_eq!(back.ok(&["secrets", "reveal", "--id", &id]).trim(), "sk-copy-SENTINEL");
     back.assert_not_on_disk("sk-copy-SENTINEL");
 }
+
+#[test]
+fn sslmode_require_speaks_verified_tls_to_the_database() {
+    let (cluster, ca) = Cluster::start_tls();
+    let plain = cluster.database();
+    let tls_url = format!("{}?sslmode=require", plain.replace("127.0.0.1", "localhost"));
+    // Without the database's CA the certificate does not verify: refused, not downgraded.
+    let unverified = TestVault::on_postgres(tls_url.clone()).with_env("AIVAULT_MASTER_KEY", KEY);
+    let (code, err) = unverified.fails(&["secrets", "list"]);
+    assert_eq!(code, 7, "{err}");
+    assert!(err.to_lowercase().contains("certificate"), "{err}");
+    // With it (PGSSLROOTCERT, as libpq spells it), every connection is TLS.
+    let v = TestVault::on_postgres(tls_url)
+        .with_env("AIVAULT_MASTER_KEY", KEY)
+        .with_env("PGSSLROOTCERT", ca.to_str().unwrap());
+    v.ok(&["secrets", "create", "--name", "K", "--value", "over-tls"]);
+    let p = v.proxy(&[]);
+    let mut admin = postgres::Client::connect(&cluster.url("postgres"), postgres::NoTls).unwrap();
+    let over_tls: i64 = admin
+        .query_one(
+            "SELECT count(*) FROM pg_stat_ssl JOIN pg_stat_activity USING (pid) WHERE application_name = 'aivault' AND ssl",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    let plaintext: i64 = admin
+        .query_one(
+            "SELECT count(*) FROM pg_stat_ssl JOIN pg_stat_activity USING (pid) WHERE application_name = 'aivault' AND NOT ssl",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert!(over_tls >= 1 && plaintext == 0, "the proxy's connections: {over_tls} over TLS, {plaintext} in plaintext");
+    drop(p);
+}

@@ -51,6 +51,7 @@ const LAYER_EXCEPTIONS: &[(&str, &str, &str)] =
 const OWNED: &[(&str, &str)] = &[
     ("redb", "store"),
     ("postgres", "store"),
+    ("tokio_postgres_rustls", "store"),
     ("rcgen", "ca"),
     // The two HTTP servers: the proxy and the approval console.
     ("hyper", "proxy|console"),

@@ -14,6 +14,8 @@ pub struct Cluster {
     dir: tempfile::TempDir,
     bin: PathBuf,
     pub port: u16,
+    /// Extra server options (TLS).
+    extra: String,
 }
 
 fn pg_bin() -> PathBuf {
@@ -51,6 +53,42 @@ fn free_port() -> u16 {
 
 impl Cluster {
     pub fn start() -> Cluster {
+        let c = Cluster::init();
+        c.pg_ctl_start();
+        c
+    }
+
+    /// A cluster that speaks TLS with a certificate for `localhost` from a throwaway CA; returns
+    /// the CA's PEM path too.
+    pub fn start_tls() -> (Cluster, PathBuf) {
+        let mut c = Cluster::init();
+        let ca_key = rcgen::KeyPair::generate().unwrap();
+        let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        ca_params.distinguished_name.push(rcgen::DnType::CommonName, "aivault test database CA");
+        let ca_cert = ca_params.self_signed(&ca_key).unwrap();
+        let issuer = rcgen::Issuer::new(ca_params, ca_key);
+        let key = rcgen::KeyPair::generate().unwrap();
+        let leaf =
+            rcgen::CertificateParams::new(vec!["localhost".to_owned()]).unwrap().signed_by(&key, &issuer).unwrap();
+        let data = c.data();
+        std::fs::write(data.join("server.crt"), leaf.pem()).unwrap();
+        std::fs::write(data.join("server.key"), key.serialize_pem()).unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(data.join("server.key"), std::fs::Permissions::from_mode(0o600)).unwrap();
+        if is_root() {
+            for f in ["server.crt", "server.key"] {
+                assert!(Command::new("chown").arg("postgres:postgres").arg(data.join(f)).status().unwrap().success());
+            }
+        }
+        let ca_path = c.dir.path().join("db-ca.pem");
+        std::fs::write(&ca_path, ca_cert.pem()).unwrap();
+        c.extra = "-c ssl=on -c ssl_cert_file=server.crt -c ssl_key_file=server.key".into();
+        c.pg_ctl_start();
+        (c, ca_path)
+    }
+
+    fn init() -> Cluster {
         let bin = pg_bin();
         let dir = tempfile::Builder::new().prefix("aivault-pg-").tempdir().unwrap();
         let data = dir.path().join("data");
@@ -64,9 +102,7 @@ impl Cluster {
             .output()
             .unwrap();
         assert!(out.status.success(), "initdb failed: {}", String::from_utf8_lossy(&out.stderr));
-        let cluster = Cluster { dir, bin, port: free_port() };
-        cluster.pg_ctl_start();
-        cluster
+        Cluster { dir, bin, port: free_port(), extra: String::new() }
     }
 
     fn data(&self) -> PathBuf {
@@ -76,9 +112,10 @@ impl Cluster {
     fn pg_ctl_start(&self) {
         let opts = format!(
             "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off \
-             -c max_connections=300",
+             -c max_connections=300 {}",
             self.port,
-            self.dir.path().display()
+            self.dir.path().display(),
+            self.extra
         );
         let out = as_server_user(&self.bin.join("pg_ctl"))
             .args(["-D"])
