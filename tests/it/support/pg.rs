@@ -109,9 +109,11 @@ impl Cluster {
         self.dir.path().join("data")
     }
 
+    /// fsync is off for speed (a server crash keeps the OS's copy of the WAL); commits stay
+    /// synchronous, so a committed transaction survives `stop` (the outage test counts on it).
     fn pg_ctl_start(&self) {
         let opts = format!(
-            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off \
+            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c full_page_writes=off \
              -c max_connections=300 {}",
             self.port,
             self.dir.path().display(),
