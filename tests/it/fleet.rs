@@ -276,20 +276,13 @@ fn sslmode_require_speaks_verified_tls_to_the_database() {
     v.ok(&["secrets", "create", "--name", "K", "--value", "over-tls"]);
     let p = v.proxy(&[]);
     let mut admin = postgres::Client::connect(&cluster.url("postgres"), postgres::NoTls).unwrap();
-    let over_tls: i64 = admin
-        .query_one(
-            "SELECT count(*) FROM pg_stat_ssl JOIN pg_stat_activity USING (pid) WHERE application_name = 'aivault' AND ssl",
-            &[],
-        )
-        .unwrap()
-        .get(0);
-    let plaintext: i64 = admin
-        .query_one(
-            "SELECT count(*) FROM pg_stat_ssl JOIN pg_stat_activity USING (pid) WHERE application_name = 'aivault' AND NOT ssl",
-            &[],
-        )
-        .unwrap()
-        .get(0);
-    assert!(over_tls >= 1 && plaintext == 0, "the proxy's connections: {over_tls} over TLS, {plaintext} in plaintext");
+    let mut count = |ssl: bool| -> i64 {
+        let sql = "SELECT count(*) FROM pg_stat_ssl JOIN pg_stat_activity USING (pid) \
+                   WHERE application_name = 'aivault' AND ssl = $1";
+        admin.query_one(sql, &[&ssl]).unwrap().get(0)
+    };
+    // The proxy's LISTEN connection is up shortly after it listens.
+    crate::support::eventually("the proxy's database connection", || count(true) >= 1);
+    assert_eq!(count(false), 0, "no aivault connection in plaintext");
     drop(p);
 }
