@@ -12,6 +12,14 @@ def main(results_dir):
     md = open(os.path.join(results_dir, "results.md")).read()
     table = md.split("## Micro-benchmarks")[0].strip()
     w1, w4, w3, w5, w6, colo, m = r["W1"], r["W4"], r["W3"], r["W5"], r["W6"], r["W1_colocated_c1"], r["micro_ns"]
+    w7 = r.get("W7")
+    w7_row = "| W7 PostgreSQL backend | not measured (no PostgreSQL on this machine) | |"
+    if w7:
+        p = w7["propagation_ms"]
+        w7_row = (f"| W7 PostgreSQL backend, c=32: req/s and CPU µs per request vs redb (same run); change propagation to a "
+                  f"second proxy p50 / p99 | {w7['c32']['rps']:.0f} req/s, {w7['c32'].get('cpu_us_per_req') or 0:.1f} µs vs "
+                  f"{w7['redb_c32']['rps']:.0f} req/s, {w7['redb_c32'].get('cpu_us_per_req') or 0:.1f} µs; {p['p50']:.1f} / {p['p99']:.1f} ms "
+                  f"({p['n']} changes) | nothing per request touches the database |")
     big = [k for k in w4 if k.startswith("get_") and k != "get_1MiB"][0]
     a, h = w1["aivault"], w1["hudsucker"]
     hs = r["handshake_rate"]["handshakes_per_s"]
@@ -77,6 +85,7 @@ Other workloads from the same run:
 | W5 idle intercepted connections: RSS and fds per connection | {', '.join(f"{n}: {v['rss_kib_per_conn']:.1f} KiB, {v['fds_per_conn']:.0f} fd" for n, v in w5.items())} | target ≤ 64 KiB |
 | W6 CPU µs per request by strategy, c=32 | tunnel {w6['tunnel']['cpu_us_per_req']:.0f}, header {w6['header']['cpu_us_per_req']:.0f}, query {w6['query']['cpu_us_per_req']:.0f}, SigV4 {w6['sigv4']['cpu_us_per_req']:.0f}, 403 denial {w6['deny_403']['cpu_us_per_req']:.0f} | |
 | W6 CPU µs per request with a rate limit checked vs without (same route, back to back) | {w6.get('header_rate_limited', {}).get('cpu_us_per_req') or 0:.1f} vs {w6.get('header_again', {}).get('cpu_us_per_req') or 0:.1f} | |
+{w7_row}
 
 Micro-benchmarks (criterion medians, same run):
 

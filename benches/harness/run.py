@@ -5,6 +5,7 @@ Run through `benches/harness/run` (which builds and installs everything). Origin
 share CPU 0; every proxy is pinned to CPU 1 and its CPU time is read from /proc.
 """
 import argparse
+import glob
 import json
 import os
 import re
@@ -331,6 +332,15 @@ def markdown(results):
     out += ["## Ratios and targets", "", "| target | measured | holds |", "|---|---|---|"]
     for t in r["targets"]:
         out.append(f"| {t['target']} | {t['measured']} | {'yes' if t['holds'] else 'NO'} |")
+    if r.get("W7"):
+        w7 = r["W7"]
+        pg, rd = w7["c32"], w7["redb_c32"]
+        prop = w7["propagation_ms"]
+        out += ["", "## PostgreSQL backend (W7)", "", "| store | W1 c=32 req/s | CPU µs/req |", "|---|---|---|",
+                f"| redb (W6 header, same run) | {rd['rps']:.0f} | {rd.get('cpu_us_per_req') or 0:.1f} |",
+                f"| PostgreSQL | {pg['rps']:.0f} | {pg.get('cpu_us_per_req') or 0:.1f} |", "",
+                f"Change propagation to a second proxy ({prop['n']} changes): p50 {prop['p50']:.1f} ms, "
+                f"p99 {prop['p99']:.1f} ms, max {prop['max']:.1f} ms."]
     if r.get("micro_ns"):
         out += ["", "## Micro-benchmarks (criterion, ns per iteration)", "", "| benchmark | ns |", "|---|---|"]
         out += [f"| {k} | {v} |" for k, v in r["micro_ns"].items()]
@@ -484,6 +494,13 @@ def main():
             "header_rate_limited": hey(url, 32, dur, proxy=f"http://agent:{LIMITED_TOKEN}@127.0.0.1:18081",
                                        headers=placeholder, pid=aiv.pid),
         }
+        pg_url, pg_stop = start_postgres(work)
+        if pg_url:
+            log("W7 PostgreSQL backend")
+            try:
+                results["W7"] = fleet(work, env, pg_url, dur, smoke, results["W6"]["header_again"])
+            finally:
+                pg_stop()
         log("micro-benchmarks")
         results["micro_ns"] = micro(smoke)
         results["targets"] = targets(results)
@@ -504,6 +521,71 @@ def main():
             p.stop()
         open(HOSTS_FILE, "w").write(original_hosts)
         shutil.rmtree(work, ignore_errors=True)
+
+
+def start_postgres(work):
+    """A throwaway PostgreSQL cluster on 127.0.0.1:15432 (as the postgres user: the server refuses root)."""
+    bins = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
+    if not bins:
+        return None, None
+    bindir = os.path.dirname(bins[-1])
+    pgdir = os.path.join(work, "pg")
+    os.makedirs(pgdir)
+    subprocess.run(["chown", "postgres:postgres", pgdir], check=True)
+    run_as = ["runuser", "-u", "postgres", "--"]
+    subprocess.run(run_as + [f"{bindir}/initdb", "-A", "trust", "-U", "postgres", "--no-sync", "-D", f"{pgdir}/data"],
+                   check=True, capture_output=True)
+    opts = f"-p 15432 -k {pgdir} -c listen_addresses=127.0.0.1 -c max_connections=200"
+    subprocess.run(run_as + [f"{bindir}/pg_ctl", "-D", f"{pgdir}/data", "-o", opts, "-l", f"{pgdir}/log", "-w", "start"],
+                   check=True, capture_output=True)
+    stop = lambda: subprocess.run(run_as + [f"{bindir}/pg_ctl", "-D", f"{pgdir}/data", "-m", "fast", "-w", "stop"],
+                                  capture_output=True)
+    return "postgres://postgres@127.0.0.1:15432/postgres", stop
+
+
+def fleet(work, env, url, dur, smoke, redb_c32):
+    """W7: the PostgreSQL backend. Keep-alive throughput and CPU per request on a PostgreSQL vault
+    (nothing per request touches the database, so it should match redb), and how long a change made
+    by the CLI takes to be served by a second proxy on the same database (p50/p99)."""
+    home_a, home_b = os.path.join(work, "fleet-a"), os.path.join(work, "fleet-b")
+    fleet_env = {"AIVAULT_STORE_URL": url, "AIVAULT_MASTER_KEY": "AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE="}
+    saved = {k: os.environ.get(k) for k in fleet_env}
+    os.environ.update(fleet_env)
+    procs = []
+    try:
+        token = setup_vault(home_a)
+        aivault(home_b, "ca", "path")
+        common = ["--console-listen", "off", "--max-connections", "8192"]
+        pa = Proc("aivault-pg-a", [AIVAULT, "--home", home_a, "proxy", "--listen", "127.0.0.1:18087"] + common, 1,
+                  env=dict(env, **fleet_env), ready="listening on")
+        pb = Proc("aivault-pg-b", [AIVAULT, "--home", home_b, "proxy", "--listen", "127.0.0.1:18088"] + common, 1,
+                  env=dict(env, **fleet_env), ready="listening on")
+        procs += [pa, pb]
+        proxy = f"http://agent:{token}@127.0.0.1:18087"
+        c32 = hey("https://api.bench.test/small", 32, dur, proxy=proxy, headers=["Authorization: Bearer placeholder"], pid=pa.pid)
+        changes = 10 if smoke else 100
+        latencies = []
+        for i in range(changes):
+            before = ping(18088, token)["generation"]
+            aivault(home_a, "agent", "create", f"probe-{i}")
+            done = time.perf_counter()
+            while ping(18088, token)["generation"] <= before:
+                if time.perf_counter() - done > 5:
+                    raise RuntimeError("proxy B did not see a change within 5 s")
+                time.sleep(0.001)
+            latencies.append((time.perf_counter() - done) * 1000)
+        latencies.sort()
+        pct = lambda q: latencies[min(len(latencies) - 1, int(q * len(latencies)))]
+        return {"c32": c32, "redb_c32": redb_c32,
+                "propagation_ms": {"n": changes, "p50": pct(0.50), "p99": pct(0.99), "max": latencies[-1]}}
+    finally:
+        for p in procs:
+            p.stop()
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
 
 
 def micro(smoke):

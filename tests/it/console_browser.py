@@ -44,10 +44,18 @@ def wait_for(d, css):
 
 
 def click_and_wait(d, element):
-    """Clicks something that navigates and waits until the old page is gone."""
-    old = d.find_element(By.TAG_NAME, "html")
+    """Clicks something that navigates and waits until the new document has loaded (a marker set
+    on the old document's window is gone: staleness checks race with Chromium's DOM teardown)."""
+    d.execute_script("window.__aivaultOld = 1")
     element.click()
-    WebDriverWait(d, 20).until(EC.staleness_of(old))
+
+    def loaded(drv):
+        try:
+            return drv.execute_script("return window.__aivaultOld === undefined && document.readyState === 'complete'")
+        except Exception:
+            return False
+
+    WebDriverWait(d, 20).until(loaded)
 
 
 def shots(d, shots_dir, name):
