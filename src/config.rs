@@ -1,5 +1,5 @@
-//! Resolved runtime configuration. The only reader of the process environment (besides
-//! `run`, which builds a child's environment).
+//! Resolved runtime configuration. The only reader of the process environment (besides `run` and
+//! `service::external`, which build a child's environment).
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -94,6 +94,13 @@ fn with_rootcert(url: Zeroizing<String>) -> Zeroizing<String> {
         }
         _ => url,
     }
+}
+
+/// What an agent's own commands (`aivault proposal create` under `run`) reach the proxy with:
+/// the proxy URL (`HTTPS_PROXY`) and the CA bundle (`SSL_CERT_FILE`) that `run` set.
+pub fn agent_proxy_env() -> (Option<String>, Option<String>) {
+    let first = |names: &[&str]| names.iter().find_map(|n| non_empty_env(n));
+    (first(&["HTTPS_PROXY", "https_proxy"]), first(&["SSL_CERT_FILE", "CURL_CA_BUNDLE"]))
 }
 
 fn passfile() -> Option<PathBuf> {

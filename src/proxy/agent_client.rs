@@ -16,16 +16,11 @@ use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
 use crate::error::{Error, Result};
 
-/// Sends `method url` with `body` through the environment's proxy; returns status and body.
+/// Sends `method url` with `body` through the agent's proxy; returns status and body.
 pub fn request(method: &str, url: &str, body: &[u8]) -> Result<(u16, Vec<u8>)> {
-    let proxy = ["HTTPS_PROXY", "https_proxy"]
-        .iter()
-        .find_map(|v| std::env::var(v).ok().filter(|s| !s.is_empty()))
-        .ok_or_else(|| Error::invalid("HTTPS_PROXY is not set: run this under `aivault run -- ...`"))?;
-    let bundle = ["SSL_CERT_FILE", "CURL_CA_BUNDLE"]
-        .iter()
-        .find_map(|v| std::env::var(v).ok().filter(|s| !s.is_empty()))
-        .ok_or_else(|| Error::invalid("SSL_CERT_FILE is not set: run this under `aivault run -- ...`"))?;
+    let (proxy, bundle) = crate::config::agent_proxy_env();
+    let proxy = proxy.ok_or_else(|| Error::invalid("HTTPS_PROXY is not set: run this under `aivault run -- ...`"))?;
+    let bundle = bundle.ok_or_else(|| Error::invalid("SSL_CERT_FILE is not set: run this under `aivault run -- ...`"))?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -17,7 +17,7 @@ use postgres::{Client, IsolationLevel, NoTls, Transaction};
 use super::{Location, Retention, StoreError, is_security_record, record_ts_ms};
 
 /// The schema this binary writes in PostgreSQL.
-pub const PG_SCHEMA_VERSION: u32 = 1;
+pub const PG_SCHEMA_VERSION: u32 = 2;
 
 /// Ordered migrations: entry `i` moves a database from version `i` to `i + 1`.
 const MIGRATIONS: &[&str] = &["
@@ -34,7 +34,13 @@ const MIGRATIONS: &[&str] = &["
         body     bytea   NOT NULL
     );
     CREATE INDEX aivault_audit_requests ON aivault_audit (security, seq);
+", "
+    CREATE INDEX aivault_audit_request_age ON aivault_audit (ts_ms) WHERE NOT security;
 "];
+
+/// How often one process trims the request log (a count over the table is not free).
+const TRIM_EVERY_MS: u64 = 60_000;
+static LAST_TRIM_MS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 /// The advisory lock key every writer takes (`"aivault"` as bytes).
 const WRITE_LOCK: i64 = 0x0061_6976_6175_6c74;
@@ -171,6 +177,19 @@ impl PgStore {
         let name = self.name.clone();
         let err = |e: postgres::Error| db_error(&name, &e);
         let mut client = self.client.lock().unwrap_or_else(|p| p.into_inner());
+        // The common case, an up-to-date schema, is checked without the write lock: a reader
+        // (a proxy reloading its snapshot) must not queue behind writers.
+        let current: Option<i32> = client
+            .query_opt(
+                "SELECT version FROM aivault_schema WHERE to_regclass('aivault_schema') IS NOT NULL",
+                &[],
+            )
+            .ok()
+            .flatten()
+            .map(|r| r.get(0));
+        if current == Some(PG_SCHEMA_VERSION as i32) {
+            return Ok(());
+        }
         let mut tx = client.transaction().map_err(err)?;
         tx.execute("SELECT pg_advisory_xact_lock($1)", &[&WRITE_LOCK]).map_err(err)?;
         let exists: bool = tx.query_one("SELECT to_regclass('aivault_schema') IS NOT NULL", &[]).map_err(err)?.get(0);
@@ -398,14 +417,26 @@ impl PgWriteOps for PgWrite<'_> {
         let name = self.name;
         let err = |e: postgres::Error| db_error(name, &e);
         let last: i64 = tx.query_one("SELECT COALESCE(MAX(seq), 0) FROM aivault_audit", &[]).map_err(err)?.get(0);
-        for (seq, r) in (last + 1..).zip(records) {
-            let ts = i64::try_from(record_ts_ms(r)).unwrap_or(i64::MAX);
+        // One statement for the whole batch (a round trip per record was most of the cost).
+        let seqs: Vec<i64> = (last + 1..).take(records.len()).collect();
+        let security: Vec<bool> = records.iter().map(|r| is_security_record(r)).collect();
+        let ts: Vec<i64> = records.iter().map(|r| i64::try_from(record_ts_ms(r)).unwrap_or(i64::MAX)).collect();
+        let bodies: Vec<&[u8]> = records.iter().map(Vec::as_slice).collect();
+        if !records.is_empty() {
             tx.execute(
-                "INSERT INTO aivault_audit (seq, security, ts_ms, body) VALUES ($1, $2, $3, $4)",
-                &[&seq, &is_security_record(r), &ts, &r.as_slice()],
+                "INSERT INTO aivault_audit (seq, security, ts_ms, body) \
+                 SELECT * FROM unnest($1::bigint[], $2::boolean[], $3::bigint[], $4::bytea[])",
+                &[&seqs, &security, &ts, &bodies],
             )
             .map_err(err)?;
         }
+        // Trimming counts the request log: at most once a minute per process.
+        let now = crate::time::now_ms();
+        let last_trim = LAST_TRIM_MS.load(std::sync::atomic::Ordering::Relaxed);
+        if now.saturating_sub(last_trim) < TRIM_EVERY_MS {
+            return Ok(());
+        }
+        LAST_TRIM_MS.store(now, std::sync::atomic::Ordering::Relaxed);
         let requests: i64 =
             tx.query_one("SELECT COUNT(*) FROM aivault_audit WHERE NOT security", &[]).map_err(err)?.get(0);
         let max = i64::try_from(retention.max_requests).unwrap_or(i64::MAX);

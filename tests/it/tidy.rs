@@ -1,7 +1,7 @@
 //! Tidy: the rules ARCHITECTURE.md states, checked against `src/` so they fail loudly.
 //!
 //! - Imports flow downward through the layers (pure leaves → crypto → store/ca/sandbox → error →
-//!   config → service → proxy → run → cli → main); a module may import its own layer only among
+//!   config → service → proxy → console/run → cli → main); a module may import its own layer only among
 //!   the pure leaves.
 //! - Each external crate with an owner is used only by the module that owns it.
 //! - Every file starts with a `//!` header and stays under 800 lines.
