@@ -20,7 +20,8 @@ use crate::error::{Error, Result};
 pub fn request(method: &str, url: &str, body: &[u8]) -> Result<(u16, Vec<u8>)> {
     let (proxy, bundle) = crate::config::agent_proxy_env();
     let proxy = proxy.ok_or_else(|| Error::invalid("HTTPS_PROXY is not set: run this under `aivault run -- ...`"))?;
-    let bundle = bundle.ok_or_else(|| Error::invalid("SSL_CERT_FILE is not set: run this under `aivault run -- ...`"))?;
+    let bundle =
+        bundle.ok_or_else(|| Error::invalid("SSL_CERT_FILE is not set: run this under `aivault run -- ...`"))?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -20,7 +20,8 @@ use super::{Location, Retention, StoreError, is_security_record, record_ts_ms};
 pub const PG_SCHEMA_VERSION: u32 = 2;
 
 /// Ordered migrations: entry `i` moves a database from version `i` to `i + 1`.
-const MIGRATIONS: &[&str] = &["
+const MIGRATIONS: &[&str] = &[
+    "
     CREATE TABLE aivault_kv (
         tbl   text  NOT NULL,
         key   bytea NOT NULL,
@@ -34,9 +35,11 @@ const MIGRATIONS: &[&str] = &["
         body     bytea   NOT NULL
     );
     CREATE INDEX aivault_audit_requests ON aivault_audit (security, seq);
-", "
+",
+    "
     CREATE INDEX aivault_audit_request_age ON aivault_audit (ts_ms) WHERE NOT security;
-"];
+",
+];
 
 /// How often one process trims the request log (a count over the table is not free).
 const TRIM_EVERY_MS: u64 = 60_000;
@@ -180,10 +183,7 @@ impl PgStore {
         // The common case, an up-to-date schema, is checked without the write lock: a reader
         // (a proxy reloading its snapshot) must not queue behind writers.
         let current: Option<i32> = client
-            .query_opt(
-                "SELECT version FROM aivault_schema WHERE to_regclass('aivault_schema') IS NOT NULL",
-                &[],
-            )
+            .query_opt("SELECT version FROM aivault_schema WHERE to_regclass('aivault_schema') IS NOT NULL", &[])
             .ok()
             .flatten()
             .map(|r| r.get(0));
