@@ -19,6 +19,7 @@ pub mod outer;
 pub mod pipeline;
 pub mod proposals;
 pub mod redact;
+pub mod refusal_log;
 pub mod respond;
 pub mod server;
 pub mod sign;

@@ -82,6 +82,7 @@ fn refuse(state: &ProxyState, agent: Option<&Agent>, host: &str, method: &str, r
     e.method = Some(method.to_owned());
     e.status = Some(refusal.status());
     e.outcome = Some(refusal.code.as_str().to_owned());
+    super::refusal_log::note(e.agent.as_deref(), method, host, refusal);
     state.shared.audit.record(e);
     respond::refusal(refusal)
 }

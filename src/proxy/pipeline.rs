@@ -158,6 +158,12 @@ pub async fn serve(
 
 /// Audits a refusal and hands it back.
 pub(crate) fn refused(audit: &AuditSink, event: AuditEvent, started: Instant, refusal: Refusal) -> Refusal {
+    super::refusal_log::note(
+        event.agent.as_deref(),
+        event.method.as_deref().unwrap_or("-"),
+        event.host.as_deref().unwrap_or("-"),
+        &refusal,
+    );
     finish(audit, event, started, Some(refusal.status()), refusal.code.as_str(), 0, 0);
     refusal
 }

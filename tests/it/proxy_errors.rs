@@ -89,6 +89,26 @@ fn capability_denied_403() {
         assert_error(status, &headers, &body, 403, "capability_denied");
     }
     assert!(up.requests().is_empty(), "nothing may reach the upstream");
+    // The operator sees each refusal in the proxy's log, with its reason (never a value).
+    let logs = p.logs();
+    assert!(logs.contains("refused GET api.example.com for agent ci-agent: 403 capability_denied"), "{logs}");
+    assert!(logs.contains("no capability allows GET /v1/orders") && !logs.contains(SENTINEL), "{logs}");
+}
+
+#[test]
+fn refusal_floods_are_logged_at_most_twenty_lines_a_second() {
+    let (v, up, token) = setup();
+    let args = proxy_args(&up, &["api.example.com"]);
+    let p = v.proxy(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    for _ in 0..60 {
+        raw_exchange(p.addr, &connect_req("unknown.example.net:443", Some(&token)));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    raw_exchange(p.addr, &connect_req("unknown.example.net:443", Some(&token)));
+    let logs = p.logs();
+    let lines = logs.matches("refused CONNECT unknown.example.net for agent ci-agent: 403 host_not_allowed").count();
+    assert!((2..=41).contains(&lines), "{lines} lines: rate-limited, not one per refusal");
+    assert!(logs.contains("more refusals in the last second were not logged"), "{logs}");
 }
 
 #[test]
