@@ -102,14 +102,19 @@ except requests.exceptions.ProxyError as e:
     cmd.args(["-c", &script]);
     cmd.env("HTTPS_PROXY", p.url(&token)).env("REQUESTS_CA_BUNDLE", v.ca_path());
     cmd.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
-    let child = cmd.spawn().unwrap();
-    eventually("the first request", || up.requests().iter().any(|r| r.path_and_query == "/v1/users/first"));
+    let mut child = cmd.spawn().unwrap();
+    // Revoke only once the first answer is back (a revocation may cut a response in flight).
+    let mut first = String::new();
+    let mut reader = std::io::BufReader::new(child.stdout.take().unwrap());
+    std::io::BufRead::read_line(&mut reader, &mut first).unwrap();
+    assert!(first.contains("first 200"), "{first}");
     v.ok(&["agent", "revoke", "ci-agent"]);
     std::thread::sleep(std::time::Duration::from_millis(700));
     std::fs::write(&gate, b"").unwrap();
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut reader, &mut rest).unwrap();
     let out = child.wait_with_output().unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(stdout.contains("first 200"), "{stdout} {}", String::from_utf8_lossy(&out.stderr));
+    let stdout = format!("{first}{rest}");
     assert!(stdout.contains("second refused True"), "{stdout} {}", String::from_utf8_lossy(&out.stderr));
     assert!(!up.requests().iter().any(|r| r.path_and_query == "/v1/users/second"));
 }
