@@ -31,6 +31,7 @@ pub enum AgentCmd {
     List,
     /// Let an agent use more capabilities (an agent with grants uses only those).
     Grant {
+        /// The agent's name.
         name: String,
         /// A capability id or PROVIDER/* (repeatable).
         #[arg(required = true)]
@@ -38,13 +39,17 @@ pub enum AgentCmd {
     },
     /// Take grants away from an agent (with none left it uses everything its scope resolves).
     Ungrant {
+        /// The agent's name.
         name: String,
         /// A capability id or PROVIDER/* (repeatable).
         #[arg(required = true)]
         grants: Vec<String>,
     },
     /// Revoke an agent: its token stops working at the next request, even in open tunnels.
-    Revoke { name: String },
+    Revoke {
+        /// The agent's name (or id).
+        name: String,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -53,6 +58,7 @@ pub enum CaCmd {
     Path,
     /// Print the CA certificate (PEM), or write it to a file.
     Export {
+        /// Write the certificate to this file instead of printing it.
         #[arg(long)]
         out: Option<PathBuf>,
     },
@@ -60,6 +66,7 @@ pub enum CaCmd {
     Bundle,
     /// Install the CA into the system trust store (prints the commands with --dry-run).
     Trust {
+        /// Print what would be installed into the system trust store, change nothing.
         #[arg(long)]
         dry_run: bool,
     },

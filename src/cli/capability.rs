@@ -15,7 +15,9 @@ use crate::service::{CapabilitySpec, Vault};
 pub enum CapabilityCmd {
     /// Create a custom capability.
     Create {
+        /// The new capability's id (provider/name).
         id: String,
+        /// The provider (default: the credential's).
         #[arg(long)]
         provider: Option<String>,
         /// Use exactly this credential.
@@ -39,17 +41,26 @@ pub enum CapabilityCmd {
     },
     /// List capabilities: ready (a credential serves them) and available (registry, no credential yet).
     List {
+        /// Full JSON detail.
         #[arg(short, long)]
         verbose: bool,
     },
     /// Show a capability's allow-list, auth, credentials and an example call.
-    Describe { id: String },
+    Describe {
+        /// The capability id (provider/name).
+        id: String,
+    },
     /// Delete a custom capability.
-    Delete { id: String },
+    Delete {
+        /// The capability id (provider/name).
+        id: String,
+    },
     /// Bind a capability to a specific secret at a scope.
     Bind {
+        /// The capability id (provider/name).
         #[arg(long)]
         capability: String,
+        /// The secret: vault:secret:ID, the bare id, or name:NAME.
         #[arg(long)]
         secret_ref: String,
         #[command(flatten)]
@@ -57,6 +68,7 @@ pub enum CapabilityCmd {
     },
     /// Remove a binding.
     Unbind {
+        /// The capability id (provider/name).
         #[arg(long)]
         capability: String,
         #[command(flatten)]
@@ -64,10 +76,12 @@ pub enum CapabilityCmd {
     },
     /// List bindings.
     Bindings {
+        /// Only this capability's bindings.
         #[arg(long)]
         capability: Option<String>,
         #[command(flatten)]
         scope: ScopeArgs,
+        /// Full JSON detail.
         #[arg(short, long)]
         verbose: bool,
     },
@@ -76,6 +90,7 @@ pub enum CapabilityCmd {
 /// `aivault invoke CAPABILITY ...`
 #[derive(Args, Debug)]
 pub struct InvokeArgs {
+    /// The capability to call (provider/name).
     pub capability: String,
     /// HTTP method (default: the capability's only method).
     #[arg(long)]
@@ -92,8 +107,10 @@ pub struct InvokeArgs {
     /// Read the request body from a file.
     #[arg(long)]
     pub body_file: Option<PathBuf>,
+    /// Resolve as a caller in this workspace.
     #[arg(long)]
     pub workspace_id: Option<String>,
+    /// Resolve as a caller in this group (needs --workspace-id).
     #[arg(long)]
     pub group_id: Option<String>,
     /// Print status and response headers too.

@@ -13,7 +13,9 @@ use crate::service::{CredentialSpec, Vault};
 pub enum CredentialCmd {
     /// Create a credential (custom providers, per-tenant hosts, extra accounts, scoped overrides).
     Create {
+        /// The new credential's id (referenced by capabilities with --credential).
         id: String,
+        /// The provider: a registry provider's id, or a new name for a custom API.
         #[arg(long)]
         provider: String,
         /// vault:secret:<id>
@@ -22,11 +24,13 @@ pub enum CredentialCmd {
         /// header, query, path, basic, multi-header, multi-query, oauth2 or aws-sigv4 (inherited for registry providers).
         #[arg(long)]
         auth: Option<String>,
+        /// Header the header strategy writes (default authorization).
         #[arg(long)]
         header_name: Option<String>,
         /// e.g. "Bearer {{secret}}" (header, query) or "/bot{{secret}}" (path).
         #[arg(long)]
         value_template: Option<String>,
+        /// Query parameter the query strategy writes (default api_key).
         #[arg(long)]
         query_param: Option<String>,
         /// NAME=TEMPLATE for multi-header (repeatable).
@@ -38,8 +42,10 @@ pub enum CredentialCmd {
         /// refresh_token or client_credentials (oauth2).
         #[arg(long)]
         grant_type: Option<String>,
+        /// OAuth2 token endpoint (--auth oauth2).
         #[arg(long)]
         token_endpoint: Option<String>,
+        /// OAuth2 authorization endpoint, for `oauth connect` (--auth oauth2).
         #[arg(long)]
         authorization_endpoint: Option<String>,
         /// OAuth scope (repeatable).
@@ -51,13 +57,16 @@ pub enum CredentialCmd {
         /// Endpoint prefix or signing name (bedrock-runtime signs as bedrock).
         #[arg(long)]
         aws_service: Option<String>,
+        /// AWS region to sign for (--auth aws-sigv4).
         #[arg(long)]
         aws_region: Option<String>,
         /// Allowed host (repeatable); registry providers can only narrow their hosts.
         #[arg(long = "host")]
         hosts: Vec<String>,
+        /// Create it in this workspace's scope.
         #[arg(long)]
         workspace_id: Option<String>,
+        /// Create it in this group's scope (needs --workspace-id).
         #[arg(long)]
         group_id: Option<String>,
     },
@@ -68,7 +77,10 @@ pub enum CredentialCmd {
         verbose: bool,
     },
     /// Delete a credential (its capabilities stop being served).
-    Delete { id: String },
+    Delete {
+        /// The credential id.
+        id: String,
+    },
 }
 
 pub fn run(cfg: &Config, out: Out, cmd: CredentialCmd) -> Result<()> {

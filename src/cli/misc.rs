@@ -25,14 +25,17 @@ pub struct AuditArgs {
     /// Only records since a time: 90s, 15m, 2h, 7d or an RFC 3339 timestamp.
     #[arg(long)]
     pub since: Option<String>,
+    /// Only records of this agent.
     #[arg(long)]
     pub agent: Option<String>,
+    /// Only records of this capability.
     #[arg(long)]
     pub capability: Option<String>,
 }
 
 #[derive(Args, Debug)]
 pub struct CompletionsArgs {
+    /// The shell to print completions for.
     pub shell: clap_complete::Shell,
 }
 

@@ -20,9 +20,12 @@ use crate::service::oauth::OAuthTarget;
 pub enum OAuthCmd {
     /// Authorize in the browser (Authorization Code + PKCE) and store the tokens.
     Connect {
+        /// The oauth2 credential's id.
         credential: String,
+        /// The OAuth app's client id (default: the one stored with the credential).
         #[arg(long)]
         client_id: Option<String>,
+        /// The OAuth app's client secret (default: the one stored with the credential).
         #[arg(long)]
         client_secret: Option<String>,
         /// The provider's authorization endpoint (prefilled for registry providers).
@@ -52,16 +55,21 @@ pub enum OAuthCmd {
     },
     /// Store tokens you already have; a refresh token is validated by refreshing it first.
     Paste {
+        /// The oauth2 credential's id.
         credential: String,
+        /// A refresh token (validated by refreshing it before it is stored).
         #[arg(long)]
         refresh_token: Option<String>,
+        /// An access token (keeps the stored refresh token).
         #[arg(long)]
         access_token: Option<String>,
         /// Lifetime of --access-token in seconds.
         #[arg(long)]
         expires_in: Option<u64>,
+        /// The OAuth app's client id (default: the one stored with the credential).
         #[arg(long)]
         client_id: Option<String>,
+        /// The OAuth app's client secret (default: the one stored with the credential).
         #[arg(long)]
         client_secret: Option<String>,
         #[command(flatten)]

@@ -168,8 +168,10 @@ pub struct RunArgs {
     /// Run as this agent (its workspace and group).
     #[arg(long, conflicts_with_all = ["workspace_id", "group_id"])]
     pub agent: Option<String>,
+    /// Run as a session agent in this workspace (instead of --agent).
     #[arg(long)]
     pub workspace_id: Option<String>,
+    /// Run as a session agent in this group (needs --workspace-id).
     #[arg(long)]
     pub group_id: Option<String>,
     /// Keep the command away from the vault's files and processes: auto (Linux namespaces where

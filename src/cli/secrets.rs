@@ -28,11 +28,13 @@ pub enum SecretsCmd {
     },
     /// Print one secret's value (operator only; audited). Agents can never reach this.
     Reveal {
+        /// The secret id (sec_..., as `secrets list` prints it).
         #[arg(long)]
         id: String,
     },
     /// Create an encrypted secret. A name a registry provider claims pins the secret and provisions its credential.
     Create {
+        /// The secret's name; one a registry provider claims (e.g. OPENAI_API_KEY) pins it and provisions the provider's credential.
         #[arg(long)]
         name: String,
         #[command(flatten)]
@@ -60,17 +62,22 @@ pub enum SecretsCmd {
     },
     /// Rename a secret or change its aliases (use rotate to change the value).
     Update {
+        /// The secret id (sec_...).
         #[arg(long)]
         id: String,
+        /// A new name.
         #[arg(long)]
         name: Option<String>,
+        /// Add an alias (repeatable).
         #[arg(long = "alias")]
         aliases: Vec<String>,
+        /// Remove every alias first.
         #[arg(long)]
         clear_aliases: bool,
     },
     /// Replace a secret's value (fresh data key, new version).
     Rotate {
+        /// The secret id (sec_...).
         #[arg(long)]
         id: String,
         #[command(flatten)]
@@ -78,6 +85,7 @@ pub enum SecretsCmd {
     },
     /// Revoke and delete a secret, with the credentials and bindings that depend on it.
     Delete {
+        /// The secret id (sec_...).
         #[arg(long)]
         id: String,
     },
@@ -113,8 +121,10 @@ pub struct ScopeArgs {
     /// global, workspace or group.
     #[arg(long)]
     pub scope: Option<String>,
+    /// Workspace id (with --scope workspace or group).
     #[arg(long)]
     pub workspace_id: Option<String>,
+    /// Group id within --workspace-id (with --scope group).
     #[arg(long)]
     pub group_id: Option<String>,
 }
@@ -135,10 +145,13 @@ impl ScopeArgs {
 
 #[derive(Args, Debug)]
 pub struct GroupArgs {
+    /// The secret id (sec_...).
     #[arg(long)]
     pub id: String,
+    /// The group's workspace.
     #[arg(long)]
     pub workspace_id: String,
+    /// The group.
     #[arg(long)]
     pub group_id: String,
 }
