@@ -163,14 +163,17 @@ pub fn run_ca(cfg: &Config, out: Out, cmd: CaCmd) -> Result<()> {
         }
         CaCmd::Export { out: file } => {
             let pem = vault.ca_material()?.cert_pem;
-            match file {
-                Some(path) => {
-                    std::fs::write(&path, &pem)
-                        .map_err(|e| Error::Io(format!("cannot write {}: {e}", path.display())))?;
-                    render::line(&format!("CA certificate written to {}", path.display()));
-                }
-                None => render::raw(pem.as_bytes()),
+            if let Some(path) = &file {
+                std::fs::write(path, &pem).map_err(|e| Error::Io(format!("cannot write {}: {e}", path.display())))?;
             }
+            let doc = serde_json::json!({
+                "pem": pem,
+                "written_to": file.as_ref().map(|p| p.display().to_string()),
+            });
+            out.show(&doc, false, || match &file {
+                Some(path) => render::line(&format!("CA certificate written to {}", path.display())),
+                None => render::raw(pem.as_bytes()),
+            });
         }
         CaCmd::Bundle => {
             vault.ca_material()?;

@@ -122,7 +122,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Credential(cmd) => credential::run(&cfg, out, cmd),
         Command::Capability(cmd) => capability::run(&cfg, out, cmd),
         Command::Invoke(args) => capability::invoke(&cfg, out, args),
-        Command::Proxy(args) => proxy::serve(&cfg, args),
+        Command::Proxy(args) => proxy::serve(&cfg, out, args),
         Command::Run(args) => proxy::run(&cfg, args),
         Command::Agent(cmd) => agent::run_agent(&cfg, out, cmd),
         Command::Ca(cmd) => agent::run_ca(&cfg, out, cmd),

@@ -185,7 +185,7 @@ pub struct RunArgs {
     pub command: Vec<String>,
 }
 
-pub fn serve(cfg: &Config, args: ServeArgs) -> Result<()> {
+pub fn serve(cfg: &Config, out: render::Out, args: ServeArgs) -> Result<()> {
     init_logging();
     let opts = args.proxy.options(args.listen)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -202,7 +202,9 @@ pub fn serve(cfg: &Config, args: ServeArgs) -> Result<()> {
             match crate::console::Console::bind(cfg, bind, proxy.state().shared.upstream.clone()).await {
                 Ok(console) => {
                     let _ = proxy.state().console.set(console.url().to_owned());
-                    render::line(&format!("aivault console on {}", console.url()));
+                    if !out.json {
+                        render::line(&format!("aivault console on {}", console.url()));
+                    }
                     let mut stopped = console_stopped.clone();
                     console_task = Some(tokio::spawn(console.run(async move {
                         let _ = stopped.wait_for(|s| *s).await;
@@ -220,7 +222,17 @@ pub fn serve(cfg: &Config, args: ServeArgs) -> Result<()> {
             "policy": proxy.state().opts.policy_fingerprint(),
         });
         let _ = std::fs::write(&file, doc.to_string());
-        render::line(&format!("aivault proxy listening on {addr}"));
+        if out.json {
+            // One JSON document on one line, printed once the proxy accepts connections.
+            let ready = serde_json::json!({
+                "listening": addr.to_string(),
+                "console": proxy.state().console.get(),
+                "pid": std::process::id(),
+            });
+            render::line(&ready.to_string());
+        } else {
+            render::line(&format!("aivault proxy listening on {addr}"));
+        }
         let result = proxy.run(shutdown_signal()).await;
         let _ = stop_console.send(true);
         if let Some(task) = console_task {

@@ -282,3 +282,27 @@ fn a_vault_without_its_key_file_is_not_reinitialised() {
     assert!(err.contains("master key") && err.contains("missing"), "{err}");
     assert!(!v.home().join("master.key").exists());
 }
+
+/// `--json` everywhere: the proxy's ready line and `ca export` are one JSON document each.
+#[test]
+fn proxy_and_ca_export_speak_json() {
+    use std::io::BufRead as _;
+    let v = TestVault::new();
+    let exported = v.json(&["ca", "export"]);
+    assert!(exported["pem"].as_str().unwrap().starts_with("-----BEGIN CERTIFICATE-----"), "{exported}");
+    let file = v.dir.path().join("ca-copy.pem");
+    let written = v.json(&["ca", "export", "--out", file.to_str().unwrap()]);
+    assert_eq!(written["written_to"], file.display().to_string());
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), exported["pem"].as_str().unwrap());
+
+    let mut cmd = v.std_cmd();
+    cmd.args(["--json", "proxy", "--listen", "127.0.0.1:0", "--console-listen", "127.0.0.1:0"]);
+    let mut child = cmd.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::null()).spawn().unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let _ = child.kill();
+    let _ = child.wait();
+    let ready: serde_json::Value = serde_json::from_str(&line).unwrap_or_else(|_| panic!("not one JSON line: {line}"));
+    assert!(ready["listening"].as_str().unwrap().starts_with("127.0.0.1:"), "{ready}");
+    assert!(ready["console"].as_str().unwrap().starts_with("http://127.0.0.1:"), "{ready}");
+}
