@@ -152,10 +152,10 @@ pub fn run(cfg: &Config, out: Out, cmd: CapabilityCmd) -> Result<()> {
                         .map(|c| {
                             vec![
                                 c.id.clone(),
-                                c.methods.join(","),
-                                c.path_prefixes.join(","),
-                                c.hosts.join(","),
+                                render::list_cell(&c.methods, 16),
+                                render::list_cell(&c.path_prefixes, 20),
                                 c.origin.to_owned(),
+                                render::list_cell(&c.hosts, 24),
                             ]
                         })
                         .collect();
@@ -163,7 +163,7 @@ pub fn run(cfg: &Config, out: Out, cmd: CapabilityCmd) -> Result<()> {
                         continue;
                     }
                     render::line(&format!("{title}: {}", rows.len()));
-                    render::table(&["CAPABILITY", "METHODS", "PATHS", "HOSTS", "ORIGIN"], &rows);
+                    render::table(&["CAPABILITY", "METHODS", "PATHS", "ORIGIN", "HOSTS"], &rows);
                     render::line("");
                 }
             });

@@ -155,7 +155,7 @@ pub fn run(cfg: &Config, out: Out, cmd: CredentialCmd) -> Result<()> {
                             c.auth.to_owned(),
                             scope_text(c.scope, &c.workspace_id, &c.group_id),
                             c.origin.to_owned(),
-                            c.hosts.join(","),
+                            render::list_cell(&c.hosts, 40),
                         ]
                     })
                     .collect();

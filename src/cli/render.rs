@@ -75,11 +75,46 @@ pub fn table(headers: &[&str], rows: &[Vec<String>]) {
     }
 }
 
+/// A list as one table cell of at most about `max` characters: as many items as fit, then
+/// `+N more` (`--json` / `-v` show them all).
+pub fn list_cell(items: &[String], max: usize) -> String {
+    let mut out = String::new();
+    for (i, item) in items.iter().enumerate() {
+        let more = items.len() - i;
+        let sep = if out.is_empty() { "" } else { "," };
+        let tail = if more > 1 { format!(" +{} more", more - 1).len() } else { 0 };
+        if !out.is_empty() && out.chars().count() + sep.len() + item.chars().count() + tail > max {
+            out.push_str(&format!(" +{more} more"));
+            return out;
+        }
+        out.push_str(sep);
+        out.push_str(item);
+    }
+    out
+}
+
 /// `scope` column text.
 pub fn scope_text(scope: &str, ws: &Option<String>, group: &Option<String>) -> String {
     match (scope, ws, group) {
         ("workspace", Some(w), _) => format!("workspace:{w}"),
         ("group", Some(w), Some(g)) => format!("group:{w}/{g}"),
         (s, _, _) => s.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::list_cell;
+
+    #[test]
+    fn long_lists_are_cut_with_a_count() {
+        let hosts: Vec<String> = (0..30).map(|i| format!("service-{i}.us-east-1.amazonaws.com")).collect();
+        let cell = list_cell(&hosts, 40);
+        assert!(cell.chars().count() <= 50, "{cell}");
+        assert!(cell.starts_with("service-0.us-east-1.amazonaws.com") && cell.ends_with(" +29 more"), "{cell}");
+        assert_eq!(list_cell(&["a".into(), "b".into()], 40), "a,b");
+        assert_eq!(list_cell(&[], 40), "");
+        let one_long = vec!["x".repeat(60)];
+        assert_eq!(list_cell(&one_long, 40), "x".repeat(60), "one item is shown whole");
     }
 }

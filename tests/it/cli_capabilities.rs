@@ -70,6 +70,11 @@ fn seed_002_steps_and_listing() {
     assert_eq!(openai["status"], "available");
     let human = v.ok(&["capability", "list"]);
     assert!(human.contains("Ready: 2") && human.contains("Available"), "{human}");
+    // Long method, path and host lists are cut with a count (the AWS host lists made lines ~590
+    // columns wide); `--json` and `-v` still show them whole.
+    let widest = human.lines().map(|l| l.chars().count()).max().unwrap_or(0);
+    assert!(widest <= 150, "capability list is {widest} columns wide");
+    assert!(human.contains(" more"), "{human}");
     let d = v.json(&["capability", "describe", "my-api/orders"]);
     assert_eq!(d["example"], "aivault invoke my-api/orders");
     assert_eq!(d["credentials"], serde_json::json!(["my-api (global)"]));
