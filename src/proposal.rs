@@ -322,6 +322,14 @@ fn parse_capability(raw: Value, at: &str) -> Result<CapabilityAsk, Invalid> {
     Ok(CapabilityAsk { id, hosts, methods, paths, secret, auth })
 }
 
+/// An absolute `http(s)://` URL with a host, of a sane length (what a slot's links and OAuth
+/// endpoints must be, here and on the console's forms).
+pub fn is_http_url(url: &str) -> bool {
+    url.len() <= MAX_URL
+        && (url.starts_with("https://") || url.starts_with("http://"))
+        && url.parse::<http::Uri>().is_ok_and(|u| u.host().is_some())
+}
+
 /// `UPPER_SNAKE_CASE`, starting with a letter.
 pub fn check_key(key: &str) -> Result<(), String> {
     if key.is_empty() || key.len() > MAX_KEY {
@@ -370,10 +378,7 @@ fn take_text(m: &mut Map<String, Value>, name: &str, at: &str) -> Result<Option<
 
 fn take_url(m: &mut Map<String, Value>, name: &str, at: &str) -> Result<Option<String>, Invalid> {
     let Some(url) = take_str(m, name, at)? else { return Ok(None) };
-    let ok = url.len() <= MAX_URL
-        && (url.starts_with("https://") || url.starts_with("http://"))
-        && url.parse::<http::Uri>().is_ok_and(|u| u.host().is_some());
-    if !ok {
+    if !is_http_url(&url) {
         return Err(bad(field(at, name), "must be an http(s) URL"));
     }
     Ok(Some(url))

@@ -83,11 +83,7 @@ fn auth_name(a: ClientAuth) -> &'static str {
 }
 
 fn http_url(form: &Form, name: &str) -> Option<String> {
-    let v = form.text(name)?;
-    let ok = v.len() <= 2048
-        && (v.starts_with("https://") || v.starts_with("http://"))
-        && v.parse::<http::Uri>().is_ok_and(|u| u.host().is_some());
-    ok.then(|| v.to_owned())
+    form.text(name).filter(|v| crate::proposal::is_http_url(v)).map(str::to_owned)
 }
 
 fn scopes(form: &Form) -> Vec<String> {

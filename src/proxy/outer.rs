@@ -170,9 +170,7 @@ fn internal(state: &ProxyState, path: &str) -> Response<Body> {
                 "generation": state.shared.snapshot.load().generation,
                 "leaf_certificates_minted": state.ca().minted(),
             });
-            let mut r = Response::new(respond::full(body.to_string()));
-            r.headers_mut().insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/json"));
-            r
+            respond::json(http::StatusCode::OK, &body)
         }
         _ => respond::error(ErrorCode::NotFound, "unknown aivault endpoint"),
     }

@@ -90,7 +90,7 @@ async fn create(state: &Arc<ProxyState>, agent: &Agent, req: Request<Incoming>) 
         "approval_url": approval_url,
         "review": format!("a person reviews it with `aivault proposal show {}` or on the approval page", row.id),
     });
-    Ok(json(StatusCode::CREATED, &body))
+    Ok(respond::json(StatusCode::CREATED, &body))
 }
 
 async fn status(state: &Arc<ProxyState>, agent: &Agent, id: &str) -> Result<Response<Body>, Refusal> {
@@ -107,19 +107,11 @@ async fn status(state: &Arc<ProxyState>, agent: &Agent, id: &str) -> Result<Resp
     .map_err(|_| Refusal::new(ErrorCode::InternalError, "the proposal reader stopped"))?
     .map_err(|e| Refusal::new(ErrorCode::InternalError, format!("cannot read the proposal: {e}")))?;
     match status {
-        Some(s) => Ok(json(StatusCode::OK, &serde_json::json!({ "id": id, "status": s.as_str() }))),
+        Some(s) => Ok(respond::json(StatusCode::OK, &serde_json::json!({ "id": id, "status": s.as_str() }))),
         None => Err(not_found()),
     }
 }
 
 fn printable(s: &str) -> String {
     s.chars().filter(|c| c.is_ascii_graphic()).take(64).collect()
-}
-
-fn json(status: StatusCode, body: &serde_json::Value) -> Response<Body> {
-    let mut r = Response::new(respond::full(body.to_string()));
-    *r.status_mut() = status;
-    r.headers_mut().insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/json"));
-    r.headers_mut().insert(http::header::CACHE_CONTROL, http::HeaderValue::from_static("no-store"));
-    r
 }

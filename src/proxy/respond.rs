@@ -46,6 +46,15 @@ pub fn error(code: ErrorCode, message: &str) -> Response<Body> {
     refusal(&Refusal::new(code, message))
 }
 
+/// A JSON answer the proxy gives itself (`aivault.internal`, `aivault.local`), never cached.
+pub fn json(status: StatusCode, body: &serde_json::Value) -> Response<Body> {
+    let mut r = Response::new(full(body.to_string()));
+    *r.status_mut() = status;
+    r.headers_mut().insert(http::header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    r.headers_mut().insert(http::header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r
+}
+
 pub fn full(text: impl Into<Bytes>) -> Body {
     Full::new(text.into()).map_err(|never| match never {}).boxed()
 }

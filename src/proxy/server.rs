@@ -343,21 +343,20 @@ async fn watch_vault(state: Arc<ProxyState>, mut me: crate::service::proxies::An
         _ => {}
     };
     loop {
-        let current = if let Some(rx) = pg_generations.as_mut() {
+        // The generation to load: PostgreSQL's watcher reports it; a redb file is polled.
+        let generation = if let Some(rx) = pg_generations.as_mut() {
             let Some(seen) = rx.recv().await else { return };
-            let current = state.shared.snapshot.load().generation;
             match seen {
-                Ok(g) if g == current => {
+                Ok(g) if g == state.shared.snapshot.load().generation => {
                     report(None);
                     continue;
                 }
-                Ok(_) => {}
+                Ok(g) => g,
                 Err(e) => {
                     report(Some(e));
                     continue;
                 }
             }
-            current
         } else {
             tick.tick().await;
             let current = state.shared.snapshot.load().generation;
@@ -366,22 +365,23 @@ async fn watch_vault(state: Arc<ProxyState>, mut me: crate::service::proxies::An
                 Some(g) if g == current => continue,
                 _ => {}
             }
-            current
-        };
-        let (p, wait) = (path.clone(), state.config.lock_wait);
-        let generation = match tokio::task::spawn_blocking(move || crate::service::read_generation(&p, wait)).await {
-            Ok(Ok(g)) => g,
-            Ok(Err(e)) => {
-                report(Some(e.to_string()));
+            let (p, wait) = (path.clone(), state.config.lock_wait);
+            let generation = match tokio::task::spawn_blocking(move || crate::service::read_generation(&p, wait)).await
+            {
+                Ok(Ok(g)) => g,
+                Ok(Err(e)) => {
+                    report(Some(e.to_string()));
+                    continue;
+                }
+                Err(_) => continue,
+            };
+            if generation == current {
+                // No sidecar yet (a store from before it existed): wait for the next change.
+                tokio::time::sleep(Duration::from_secs(1)).await;
                 continue;
             }
-            Err(_) => continue,
+            generation
         };
-        if generation == current {
-            // No sidecar yet (a store from before it existed): wait for the next change.
-            tokio::time::sleep(Duration::from_secs(1)).await;
-            continue;
-        }
         let (p, wait) = (path.clone(), state.config.lock_wait);
         match tokio::task::spawn_blocking(move || crate::service::load_snapshot(&p, wait)).await {
             Ok(Ok(snapshot)) => {

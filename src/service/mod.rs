@@ -275,21 +275,31 @@ pub fn parse_secret_ref(text: &str) -> Result<&str> {
 /// `scope`, then the scopes it reads (its workspace, then global).
 pub(crate) fn resolve_secret_ref(tx: &WriteTx, text: &str, scope: &Scope) -> Result<String> {
     let Some(name) = text.strip_prefix("name:") else { return Ok(parse_secret_ref(text)?.to_owned()) };
-    let mut scopes = vec![scope.clone()];
-    if let Scope::Group { workspace_id, .. } = scope {
-        scopes.push(Scope::Workspace { workspace_id: workspace_id.clone() });
-    }
-    scopes.push(Scope::Global);
-    for s in scopes {
-        if let Some(id) = tx.name_owner(&crate::store::keys::name(&s, name))? {
-            return Ok(id);
-        }
+    if let Some(id) = secret_named(tx, scope, name)? {
+        return Ok(id);
     }
     Err(Error::not_found(
         "secret",
         name,
         &format!("no secret named {name} is readable from {scope}; see `aivault secrets list`"),
     ))
+}
+
+/// The id of the secret `name` as `scope` reads it: that scope, then its workspace, then global.
+pub(crate) fn secret_named(tx: &WriteTx, scope: &Scope, name: &str) -> Result<Option<String>> {
+    let mut scopes = vec![scope.clone()];
+    if let Scope::Group { workspace_id, .. } = scope {
+        scopes.push(Scope::Workspace { workspace_id: workspace_id.clone() });
+    }
+    if *scope != Scope::Global {
+        scopes.push(Scope::Global);
+    }
+    for s in scopes {
+        if let Some(id) = tx.name_owner(&crate::store::keys::name(&s, name))? {
+            return Ok(Some(id));
+        }
+    }
+    Ok(None)
 }
 
 pub(crate) fn secret_ref(id: &str) -> String {

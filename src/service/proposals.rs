@@ -17,9 +17,9 @@ use crate::crypto::{self, MasterKey};
 use crate::error::{Error, Result};
 use crate::proposal::{self, Action, CapabilityAsk, Parsed, Slot, Status};
 use crate::refusal::{ErrorCode, Refusal};
-use crate::scope::{Context, Scope};
+use crate::scope::Context;
 use crate::secret::{SecretBytes, SecretString};
-use crate::store::{CredentialRow, Location, ProposalRow, ReviewLinkRow, SecretRow, Store, WriteTx, keys};
+use crate::store::{CredentialRow, Location, ProposalRow, ReviewLinkRow, SecretRow, Store, WriteTx};
 use crate::time::{now_ms, rfc3339};
 
 /// How long a review link opens its page.
@@ -114,21 +114,10 @@ fn event(kind: &str, row: &ProposalRow) -> AuditEvent {
 
 /// The secret a key names, as the agent's scope reads it (its scope, its workspace, global).
 fn secret_named(tx: &WriteTx, ctx: &Context, key: &str) -> Result<Option<SecretRow>> {
-    let mut scopes = vec![ctx.own_scope()];
-    if let Some(w) = &ctx.workspace_id {
-        if ctx.group_id.is_some() {
-            scopes.push(Scope::Workspace { workspace_id: w.clone() });
-        }
+    match super::secret_named(tx, &ctx.own_scope(), key)? {
+        Some(id) => Ok(tx.get::<SecretRow>(&id)?),
+        None => Ok(None),
     }
-    if scopes.last() != Some(&Scope::Global) {
-        scopes.push(Scope::Global);
-    }
-    for s in scopes {
-        if let Some(id) = tx.name_owner(&keys::name(&s, key))? {
-            return Ok(tx.get::<SecretRow>(&id)?);
-        }
-    }
-    Ok(None)
 }
 
 fn internal(e: impl std::fmt::Display) -> Refusal {
