@@ -2,7 +2,7 @@
 //! test) or in a mounted file is fetched by the proxy, kept in memory for its TTL, picked up
 //! after a change, and fails closed when the source fails. Nothing is written to the store.
 
-use crate::proxy_curl::{curl, proxy_args};
+use crate::proxy_curl::{curl, proxy_args, serve_my_key};
 use crate::support::upstream::FakeUpstream;
 use crate::support::{TestVault, eventually, run_client};
 
@@ -67,32 +67,7 @@ fn a_secret_in_pass_is_injected_refreshed_after_its_ttl_and_fails_closed_when_re
     let up = FakeUpstream::start();
     let created = v.ok(&["secrets", "create", "--name", "MY_KEY", "--from-exec", "pass show api/my-key", "--ttl", "1"]);
     assert!(created.contains("value from exec: pass show api/my-key"), "{created}");
-    v.ok(&[
-        "credential",
-        "create",
-        "my-api",
-        "--provider",
-        "my-api",
-        "--secret-ref",
-        "name:MY_KEY",
-        "--auth",
-        "header",
-        "--host",
-        "api.example.com",
-    ]);
-    v.ok(&[
-        "capability",
-        "create",
-        "my-api/users",
-        "--provider",
-        "my-api",
-        "--method",
-        "GET",
-        "--path",
-        "/v1/users",
-        "--host",
-        "api.example.com",
-    ]);
+    serve_my_key(&v);
     let token = v.agent("a", &[]);
     let args = proxy_args(&up, &["api.example.com"]);
     let p = v.proxy(&args.iter().map(String::as_str).collect::<Vec<_>>());
@@ -158,32 +133,7 @@ fn a_mounted_file_is_re_read_when_it_changes_and_its_source_scrubs_the_vault_env
         .trim(),
         "probe-scrubbed"
     );
-    v.ok(&[
-        "credential",
-        "create",
-        "my-api",
-        "--provider",
-        "my-api",
-        "--secret-ref",
-        "name:MY_KEY",
-        "--auth",
-        "header",
-        "--host",
-        "api.example.com",
-    ]);
-    v.ok(&[
-        "capability",
-        "create",
-        "my-api/users",
-        "--provider",
-        "my-api",
-        "--method",
-        "GET",
-        "--path",
-        "/v1/users",
-        "--host",
-        "api.example.com",
-    ]);
+    serve_my_key(&v);
     let token = v.agent("a", &[]);
     let args = proxy_args(&up, &["api.example.com"]);
     let p = v.proxy(&args.iter().map(String::as_str).collect::<Vec<_>>());

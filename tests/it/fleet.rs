@@ -27,32 +27,7 @@ fn fleet() -> Fleet {
     let b = TestVault::on_postgres(url).with_env("AIVAULT_MASTER_KEY", KEY);
     let up = FakeUpstream::start();
     a.ok(&["secrets", "create", "--name", "MY_KEY", "--value", "v1-SENTINEL"]);
-    a.ok(&[
-        "credential",
-        "create",
-        "my-api",
-        "--provider",
-        "my-api",
-        "--secret-ref",
-        "name:MY_KEY",
-        "--auth",
-        "header",
-        "--host",
-        "api.example.com",
-    ]);
-    a.ok(&[
-        "capability",
-        "create",
-        "my-api/users",
-        "--provider",
-        "my-api",
-        "--method",
-        "GET",
-        "--path",
-        "/v1/users",
-        "--host",
-        "api.example.com",
-    ]);
+    crate::proxy_curl::serve_my_key(&a);
     let args = proxy_args(&up, &["api.example.com"]);
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let (pa, pb) = (a.proxy(&args), b.proxy(&args));

@@ -46,6 +46,37 @@ pub fn setup_in(v: TestVault) -> (TestVault, FakeUpstream, String) {
     (v, up, token)
 }
 
+/// A header credential for the secret named MY_KEY and a capability for GET /v1/users on
+/// api.example.com (whatever holds the value: sealed, or an external source).
+pub fn serve_my_key(v: &TestVault) {
+    v.ok(&[
+        "credential",
+        "create",
+        "my-api",
+        "--provider",
+        "my-api",
+        "--secret-ref",
+        "name:MY_KEY",
+        "--auth",
+        "header",
+        "--host",
+        "api.example.com",
+    ]);
+    v.ok(&[
+        "capability",
+        "create",
+        "my-api/users",
+        "--provider",
+        "my-api",
+        "--method",
+        "GET",
+        "--path",
+        "/v1/users",
+        "--host",
+        "api.example.com",
+    ]);
+}
+
 pub fn proxy_args(up: &FakeUpstream, hosts: &[&str]) -> Vec<String> {
     let mut args = vec!["--upstream-ca".to_owned(), up.ca_path.display().to_string()];
     for h in hosts {
