@@ -107,7 +107,20 @@ async fn status(state: &Arc<ProxyState>, agent: &Agent, id: &str) -> Result<Resp
     .map_err(|_| Refusal::new(ErrorCode::InternalError, "the proposal reader stopped"))?
     .map_err(|e| Refusal::new(ErrorCode::InternalError, format!("cannot read the proposal: {e}")))?;
     match status {
-        Some(s) => Ok(respond::json(StatusCode::OK, &serde_json::json!({ "id": id, "status": s.as_str() }))),
+        Some((s, generation)) => {
+            // "approved" promises that the next request is served with it: wait (bounded) until
+            // this proxy's snapshot includes the approval.
+            if s == crate::proposal::Status::Approved {
+                let mut changes = state.shared.snapshot.subscribe();
+                let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(3);
+                while state.shared.snapshot.load().generation < generation {
+                    if !matches!(tokio::time::timeout_at(deadline, changes.changed()).await, Ok(Ok(()))) {
+                        break;
+                    }
+                }
+            }
+            Ok(respond::json(StatusCode::OK, &serde_json::json!({ "id": id, "status": s.as_str() })))
+        }
         None => Err(not_found()),
     }
 }

@@ -214,11 +214,15 @@ pub fn create_at(
     }
 }
 
-/// A proposal's status, for the agent that raised it only (`None` for anyone else).
-pub fn status_for_agent(path: &Location, lock_wait: Duration, agent: &str, id: &str) -> Result<Option<Status>> {
+/// A proposal's status, for the agent that raised it only (`None` for anyone else), with the
+/// management generation it was read at (a proxy answers `approved` only once it serves that).
+pub fn status_for_agent(path: &Location, lock_wait: Duration, agent: &str, id: &str) -> Result<Option<(Status, u64)>> {
     let store = Store::open(path, lock_wait)?;
-    let row = store.read(|tx| tx.get::<ProposalRow>(id))?;
-    Ok(row.filter(|r| r.agent == agent).map(|r| effective(&r, now_ms())))
+    let (row, generation) = store.read(|tx| {
+        let generation = tx.meta("generation")?.and_then(|g| g.parse().ok()).unwrap_or(0);
+        Ok((tx.get::<ProposalRow>(id)?, generation))
+    })?;
+    Ok(row.filter(|r| r.agent == agent).map(|r| (effective(&r, now_ms()), generation)))
 }
 
 impl Vault {
@@ -589,7 +593,10 @@ mod tests {
         assert!(kinds.contains(&"proposal.expire".to_owned()), "{kinds:?}");
         assert!(v.proposal_link(&row.id).is_err(), "no link to a decided proposal");
         drop(v);
-        assert_eq!(status_for_agent(&cfg.store, cfg.lock_wait, "bot", &row.id).unwrap(), Some(Status::Expired));
+        assert_eq!(
+            status_for_agent(&cfg.store, cfg.lock_wait, "bot", &row.id).unwrap().map(|s| s.0),
+            Some(Status::Expired)
+        );
         assert_eq!(status_for_agent(&cfg.store, cfg.lock_wait, "other", &row.id).unwrap(), None);
     }
 
