@@ -5,7 +5,7 @@
 use std::hint::black_box;
 
 use aivault::auth::inject::{Target, inject, strip};
-use aivault::auth::{AuthConfig, HeaderTemplate, Material, QueryTemplate};
+use aivault::auth::{AuthConfig, HeaderTemplate, Material, QueryTemplate, Strategy};
 use aivault::crypto::{MasterKey, open, seal};
 use aivault::policy::{Policy, Rule};
 use aivault::registry::Registry;
@@ -72,11 +72,13 @@ fn bench_inject(c: &mut Criterion) {
     ];
     let mut g = c.benchmark_group("inject");
     for (name, auth, material) in &strategies {
+        // Compiled once, as the proxy's snapshot does.
+        let strategy = Strategy::compile(auth).unwrap_or_else(|e| panic!("{name}: {e}"));
         g.bench_function(*name, |b| {
             b.iter(|| {
                 let mut t = target();
-                strip(&mut t, auth);
-                let _ = inject(&mut t, auth, material);
+                strip(&mut t, &strategy);
+                let _ = inject(&mut t, &strategy, material);
                 black_box(t)
             })
         });

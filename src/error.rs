@@ -5,6 +5,7 @@
 //! Debug of each variant.
 
 use crate::auth::AuthError;
+use crate::ca::CaError;
 use crate::crypto::CryptoError;
 use crate::policy::{HostError, RuleError};
 use crate::refusal::{CodeClass, ErrorCode, Refusal};
@@ -27,6 +28,10 @@ pub enum ErrorKind {
     /// The vault file is damaged (truncated, bit-flipped, empty).
     Damaged,
     Upstream,
+    /// Cannot listen, cannot reach the proxy or an OAuth provider, a redirect never came.
+    Network,
+    /// A local file or process (not the store): cannot write a file, run a command.
+    Io,
     Internal,
 }
 
@@ -49,6 +54,8 @@ pub enum Error {
     /// No credential (or two equal ones) for the caller's context.
     #[error(transparent)]
     Resolve(#[from] ResolveError),
+    #[error(transparent)]
+    Ca(#[from] CaError),
     #[error("{0}")]
     Invalid(String),
     #[error("{what} '{id}' not found{hint}")]
@@ -64,13 +71,25 @@ pub enum Error {
     Denied { code: ErrorCode, message: String },
     #[error("{message}")]
     Upstream { code: ErrorCode, message: String },
+    /// A local file or process, with what was being done and the OS error as its source.
+    #[error("{what}: {source}")]
+    Io { what: String, source: std::io::Error },
     #[error("{0}")]
-    Io(String),
+    Network(String),
+    /// A broken invariant inside aivault (a worker thread gone, a value that cannot encode).
+    #[error("internal error: {0}")]
+    Internal(String),
 }
 
 impl Error {
     pub fn invalid(msg: impl Into<String>) -> Error {
         Error::Invalid(msg.into())
+    }
+
+    /// A local I/O failure while doing `what` ("cannot write /x/ca.pem").
+    pub fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> Error {
+        let what = what.into();
+        move |source| Error::Io { what, source }
     }
 
     pub fn not_found(what: &'static str, id: impl Into<String>, hint: &str) -> Error {
@@ -92,9 +111,13 @@ impl Error {
             Error::Crypto(_) | Error::WrongMasterKey { .. } => ErrorKind::Crypto,
             Error::Store(StoreError::NotEmpty) => ErrorKind::Conflict,
             Error::Store(e) if e.is_damage() => ErrorKind::Damaged,
-            Error::Store(_) | Error::Io(_) => ErrorKind::Store,
+            Error::Store(_) => ErrorKind::Store,
             Error::Upstream { .. } => ErrorKind::Upstream,
-            Error::Registry(_) => ErrorKind::Internal,
+            Error::Network(_) => ErrorKind::Network,
+            Error::Io { .. } => ErrorKind::Io,
+            Error::Ca(CaError::BadHost(_)) => ErrorKind::Usage,
+            Error::Ca(CaError::BadKey(_)) => ErrorKind::Crypto,
+            Error::Registry(_) | Error::Ca(_) | Error::Internal(_) => ErrorKind::Internal,
         }
     }
 
@@ -109,6 +132,8 @@ impl Error {
             ErrorKind::Store => 7,
             ErrorKind::Upstream => 8,
             ErrorKind::Damaged => 9,
+            ErrorKind::Network => 10,
+            ErrorKind::Io => 11,
             ErrorKind::Internal => 1,
         }
     }
@@ -135,8 +160,8 @@ impl Error {
 }
 
 impl From<std::io::Error> for Error {
-    fn from(e: std::io::Error) -> Self {
-        Error::Io(e.to_string())
+    fn from(source: std::io::Error) -> Self {
+        Error::Io { what: "I/O failed".into(), source }
     }
 }
 
@@ -150,6 +175,10 @@ mod tests {
     fn exit_codes_and_statuses() {
         assert_eq!(Error::invalid("x").exit_code(), 2);
         assert_eq!(Error::not_found("secret", "a", "").exit_code(), 3);
+        assert_eq!(Error::Network("cannot listen".into()).exit_code(), 10);
+        let io = Error::io("cannot write /x")(std::io::Error::from(std::io::ErrorKind::PermissionDenied));
+        assert_eq!(io.exit_code(), 11);
+        assert!(std::error::Error::source(&io).is_some(), "the OS error is kept as the source");
         let denied = Error::Denied { code: ErrorCode::CapabilityDenied, message: "no".into() };
         assert_eq!(denied.refusal().status(), 403);
         let timeout = Error::Upstream { code: ErrorCode::UpstreamTimeout, message: "slow".into() };
@@ -173,7 +202,7 @@ mod tests {
         let path = AuthConfig::Path { prefix_template: "/bot{{secret}}".into() };
         let slash = Material::single(SecretBytes::from_str_copy(&format!("{SENTINEL}/../x")));
         let mut target = inject::Target { path: "/getMe".into(), query: None, headers: http::HeaderMap::new() };
-        if let Err(e) = inject::inject(&mut target, &path, &slash) {
+        if let Err(e) = inject::inject(&mut target, &crate::auth::Strategy::compile(&path).unwrap(), &slash) {
             errors.push(e.into());
         }
         let (key, _) = crate::crypto::MasterKey::generate().unwrap();

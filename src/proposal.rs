@@ -222,7 +222,7 @@ fn parse_slot(raw: Value, at: &str) -> Result<(Slot, Option<SecretString>), Inva
         Some(other) => return Err(bad(format!("{at}.action"), format!("unknown action '{}'", printable(other)))),
     };
     let key = take_str(&mut m, "key", at)?.ok_or_else(|| bad(format!("{at}.key"), "is required"))?;
-    check_key(&key).map_err(|why| bad(format!("{at}.key"), why))?;
+    check_key(&key).map_err(|why| bad(format!("{at}.key"), why.to_string()))?;
     let kind = take_str(&mut m, "type", at)?;
     let description = take_text(&mut m, "description", at)?;
     let obtain = take_url(&mut m, "obtain", at)?;
@@ -292,7 +292,7 @@ fn parse_capability(raw: Value, at: &str) -> Result<CapabilityAsk, Invalid> {
     paths.extend(list(&mut m, "path_prefixes", at)?);
     let secret =
         take_str(&mut m, "secret", at)?.ok_or_else(|| bad(format!("{at}.secret"), "is required (a slot key)"))?;
-    check_key(&secret).map_err(|why| bad(format!("{at}.secret"), why))?;
+    check_key(&secret).map_err(|why| bad(format!("{at}.secret"), why.to_string()))?;
     let auth = match m.remove("auth") {
         Some(Value::Object(mut a)) => {
             let at = format!("{at}.auth");
@@ -330,15 +330,24 @@ pub fn is_http_url(url: &str) -> bool {
         && url.parse::<http::Uri>().is_ok_and(|u| u.host().is_some())
 }
 
+/// Why a name is not a secret key.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum KeyError {
+    #[error("must be 1 to {MAX_KEY} characters")]
+    Length,
+    #[error("'{0}' must be UPPER_SNAKE_CASE (e.g. STRIPE_KEY)")]
+    Case(String),
+}
+
 /// `UPPER_SNAKE_CASE`, starting with a letter.
-pub fn check_key(key: &str) -> Result<(), String> {
+pub fn check_key(key: &str) -> Result<(), KeyError> {
     if key.is_empty() || key.len() > MAX_KEY {
-        return Err(format!("must be 1 to {MAX_KEY} characters"));
+        return Err(KeyError::Length);
     }
     let ok = key.as_bytes()[0].is_ascii_uppercase()
         && key.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_');
     if !ok {
-        return Err(format!("'{}' must be UPPER_SNAKE_CASE (e.g. STRIPE_KEY)", printable(key)));
+        return Err(KeyError::Case(printable(key)));
     }
     Ok(())
 }

@@ -133,7 +133,7 @@ fn run_child(
         }
     }
     let mut child = cmd.spawn().map_err(|e| Error::invalid(format!("cannot start {}: {e}", req.program)))?;
-    let status = child.wait().map_err(|e| Error::Io(format!("waiting for {} failed: {e}", req.program)))?;
+    let status = child.wait().map_err(Error::io(format!("waiting for {} failed", req.program)))?;
     if let Some(e) = embedded {
         e.stop();
     }
@@ -191,7 +191,7 @@ impl Embedded {
             .worker_threads(2)
             .enable_all()
             .build()
-            .map_err(|e| Error::Io(format!("cannot start the async runtime: {e}")))?;
+            .map_err(Error::io("cannot start the async runtime"))?;
         let proxy = runtime.block_on(Proxy::bind(cfg, opts))?;
         let addr = proxy.local_addr()?;
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();

@@ -6,7 +6,8 @@
 use base64::Engine as _;
 use http::{HeaderMap, HeaderName, HeaderValue};
 
-use super::{AuthConfig, AuthError, Material, Template};
+use super::strategy::{Apply, Strategy};
+use super::{AuthError, Material};
 
 /// Headers that carry credentials in common APIs. Agents send placeholders in them; the upstream
 /// must only ever see the injected value, so they are removed whatever the strategy.
@@ -39,32 +40,24 @@ impl Target {
         }
     }
 
-    /// The path with any query removed, for audit records.
-    pub fn path_for_audit(&self, auth: &AuthConfig) -> String {
-        match auth {
-            AuthConfig::Path { prefix_template } => {
-                let literal =
-                    Template::parse(prefix_template).map(|t| t.literal_prefix().to_owned()).unwrap_or_default();
-                match self.path.strip_prefix(&literal) {
-                    Some(rest) => {
-                        let after = rest.find('/').map(|i| &rest[i..]).unwrap_or("");
-                        format!("{literal}<redacted>{after}")
-                    }
-                    None => self.path.clone(),
-                }
+    /// The path for audit records: a path strategy's secret segment becomes `<redacted>`.
+    pub fn path_for_audit(&self, strategy: &Strategy) -> String {
+        let Apply::Path { literal, .. } = &strategy.apply else { return self.path.clone() };
+        match self.path.strip_prefix(literal.as_str()) {
+            Some(rest) => {
+                let after = rest.find('/').map(|i| &rest[i..]).unwrap_or("");
+                format!("{literal}<redacted>{after}")
             }
-            _ => self.path.clone(),
+            None => self.path.clone(),
         }
     }
 }
 
 /// For a path strategy (`/bot{{secret}}`): if the agent's path starts with the template's literal
 /// prefix, the first segment is the agent's placeholder token. Returns the path without it.
-pub fn strip_path_placeholder<'a>(auth: &AuthConfig, path: &'a str) -> Option<&'a str> {
-    let AuthConfig::Path { prefix_template } = auth else { return None };
-    let template = Template::parse(prefix_template).ok()?;
-    let literal = template.literal_prefix();
-    if literal.len() <= 1 || !path.starts_with(literal) {
+pub fn strip_path_placeholder<'a>(strategy: &Strategy, path: &'a str) -> Option<&'a str> {
+    let literal = strategy.path_literal()?;
+    if !path.starts_with(literal) {
         return None;
     }
     let rest = &path[1..];
@@ -75,20 +68,20 @@ pub fn strip_path_placeholder<'a>(auth: &AuthConfig, path: &'a str) -> Option<&'
 }
 
 /// Removes the agent's auth-class headers and every header and query parameter the strategy owns.
-pub fn strip(target: &mut Target, auth: &AuthConfig) {
+pub fn strip(target: &mut Target, strategy: &Strategy) {
     for h in AUTH_CLASS_HEADERS {
         target.headers.remove(*h);
     }
-    for h in auth.owned_headers() {
-        target.headers.remove(h.as_str());
+    for h in strategy.owned_headers() {
+        target.headers.remove(h);
     }
-    if matches!(auth, AuthConfig::AwsSigv4 { .. }) {
+    if strategy.is_sigv4() {
         // Whatever the agent signed with goes: its Authorization, date and token headers (owned
         // headers above) and a presigned URL's query parameters. Other x-amz-* headers are
         // request data (x-amz-target, x-amz-acl, checksums) and stay, to be signed again.
         target.query = super::sigv4::strip_presign(target.query.as_deref());
     }
-    let owned = auth.owned_query_params();
+    let owned = strategy.owned_query();
     if !owned.is_empty() {
         if let Some(q) = &target.query {
             let kept: Vec<&str> = q
@@ -101,46 +94,35 @@ pub fn strip(target: &mut Target, auth: &AuthConfig) {
             target.query = if kept.is_empty() { None } else { Some(kept.join("&")) };
         }
     }
-    if let Some(rest) = strip_path_placeholder(auth, &target.path) {
+    if let Some(rest) = strip_path_placeholder(strategy, &target.path) {
         target.path = rest.to_owned();
     }
 }
 
 /// Injects the credential. Strategies that need the whole request (SigV4) or a token
 /// lifecycle (OAuth2) are applied elsewhere and rejected here.
-pub fn inject(target: &mut Target, auth: &AuthConfig, material: &Material) -> Result<(), AuthError> {
-    match auth {
-        AuthConfig::Header { header_name, value_template } => {
-            set_header(target, header_name, &Template::parse(value_template)?.render(material)?)?;
-        }
-        AuthConfig::MultiHeader(list) => {
-            for h in list {
-                set_header(target, &h.header_name, &Template::parse(&h.value_template)?.render(material)?)?;
+pub fn inject(target: &mut Target, strategy: &Strategy, material: &Material) -> Result<(), AuthError> {
+    match &strategy.apply {
+        Apply::Headers(list) => {
+            for (name, template) in list {
+                set_header(target, name, &template.render(material)?)?;
             }
         }
-        AuthConfig::Query { param_name, value_template } => {
-            let t = Template::parse(value_template.as_deref().unwrap_or("{{secret}}"))?;
-            append_query(target, param_name, t.render(material)?.expose());
-        }
-        AuthConfig::MultiQuery(list) => {
-            for q in list {
-                append_query(target, &q.param_name, Template::parse(&q.value_template)?.render(material)?.expose());
+        Apply::Query(list) => {
+            for (name, template) in list {
+                append_query(target, name, template.render(material)?.expose());
             }
         }
-        AuthConfig::Path { prefix_template } => {
-            let prefix = Template::parse(prefix_template)?.render(material)?;
+        Apply::Path { template, slashes, .. } => {
+            let prefix = template.render(material)?;
             // The secret must stay inside its own segment.
             let rendered = prefix.expose();
-            if rendered.matches('/').count() != prefix_template.matches('/').count()
-                || rendered.contains(['?', '#', ' '])
-            {
+            if rendered.matches('/').count() != *slashes || rendered.contains(['?', '#', ' ']) {
                 return Err(AuthError::UnsafeValue);
             }
             target.path = format!("{rendered}{}", target.path);
         }
-        AuthConfig::Basic { username, password } => {
-            let user = Template::parse(username.as_deref().unwrap_or("{{username}}"))?;
-            let pass = Template::parse(password.as_deref().unwrap_or("{{password}}"))?;
+        Apply::Basic { user, pass } => {
             let joined = match (user.render(material), pass.render(material)) {
                 (Ok(u), Ok(p)) => zeroize::Zeroizing::new(format!("{}:{}", u.expose(), p.expose())),
                 (Err(e), _) | (_, Err(e)) => match material.field("secret") {
@@ -151,21 +133,19 @@ pub fn inject(target: &mut Target, auth: &AuthConfig, material: &Material) -> Re
             };
             let encoded = zeroize::Zeroizing::new(base64::engine::general_purpose::STANDARD.encode(joined.as_bytes()));
             let value = crate::secret::SecretString::new(format!("Basic {}", encoded.as_str()));
-            set_header(target, "authorization", &value)?;
+            set_header(target, &http::header::AUTHORIZATION, &value)?;
         }
-        AuthConfig::Oauth2 { .. } | AuthConfig::AwsSigv4 { .. } => {
-            return Err(AuthError::InvalidConfig(format!("{} is applied by its own stage", auth.kind())));
+        Apply::OwnStage => {
+            return Err(AuthError::InvalidConfig(format!("{} is applied by its own stage", strategy.kind())));
         }
     }
     Ok(())
 }
 
-fn set_header(target: &mut Target, name: &str, value: &crate::secret::SecretString) -> Result<(), AuthError> {
-    let name = HeaderName::from_bytes(name.to_ascii_lowercase().as_bytes())
-        .map_err(|_| AuthError::InvalidConfig(format!("'{name}' is not a valid header name")))?;
+fn set_header(target: &mut Target, name: &HeaderName, value: &crate::secret::SecretString) -> Result<(), AuthError> {
     let mut value = HeaderValue::from_str(value.expose()).map_err(|_| AuthError::UnsafeValue)?;
     value.set_sensitive(true);
-    target.headers.insert(name, value);
+    target.headers.insert(name.clone(), value);
     Ok(())
 }
 
@@ -180,7 +160,7 @@ fn append_query(target: &mut Target, name: &str, value: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::auth::{HeaderTemplate, QueryTemplate};
+    use crate::auth::{AuthConfig, HeaderTemplate, QueryTemplate};
     use crate::secret::SecretBytes;
 
     fn target(path: &str, query: Option<&str>, headers: &[(&str, &str)]) -> Target {
@@ -191,9 +171,14 @@ mod tests {
         Target { path: path.into(), query: query.map(Into::into), headers: h }
     }
 
+    fn compiled(auth: &AuthConfig) -> Strategy {
+        Strategy::compile(auth).unwrap()
+    }
+
     fn apply(auth: &AuthConfig, material: &Material, mut t: Target) -> Target {
-        strip(&mut t, auth);
-        inject(&mut t, auth, material).unwrap();
+        let strategy = compiled(auth);
+        strip(&mut t, &strategy);
+        inject(&mut t, &strategy, material).unwrap();
         t
     }
 
@@ -244,10 +229,10 @@ mod tests {
         assert_eq!(t.path, "/bot123:ABC/sendMessage");
         let t = apply(&auth, &m, target("/getMe", None, &[]));
         assert_eq!(t.path, "/bot123:ABC/getMe");
-        assert_eq!(t.path_for_audit(&auth), "/bot<redacted>/getMe");
+        assert_eq!(t.path_for_audit(&compiled(&auth)), "/bot<redacted>/getMe");
         let evil = Material::single(SecretBytes::from_str_copy("1/../admin"));
         let mut t = target("/getMe", None, &[]);
-        assert!(inject(&mut t, &auth, &evil).is_err());
+        assert!(inject(&mut t, &compiled(&auth), &evil).is_err());
     }
 
     #[test]

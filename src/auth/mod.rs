@@ -11,6 +11,7 @@ pub mod inject;
 mod material;
 pub mod oauth2;
 pub mod sigv4;
+mod strategy;
 mod template;
 
 use std::collections::BTreeSet;
@@ -18,6 +19,7 @@ use std::collections::BTreeSet;
 use serde::{Deserialize, Serialize};
 
 pub use material::Material;
+pub use strategy::Strategy;
 pub use template::Template;
 
 /// Errors in strategy configuration or rendering. Never carries secret bytes.

@@ -164,7 +164,7 @@ pub fn run_ca(cfg: &Config, out: Out, cmd: CaCmd) -> Result<()> {
         CaCmd::Export { out: file } => {
             let pem = vault.ca_material()?.cert_pem;
             if let Some(path) = &file {
-                std::fs::write(path, &pem).map_err(|e| Error::Io(format!("cannot write {}: {e}", path.display())))?;
+                std::fs::write(path, &pem).map_err(Error::io(format!("cannot write {}", path.display())))?;
             }
             let doc = serde_json::json!({
                 "pem": pem,
@@ -181,26 +181,12 @@ pub fn run_ca(cfg: &Config, out: Out, cmd: CaCmd) -> Result<()> {
             out.show(&serde_json::json!({ "path": path }), false, || render::line(&path));
         }
         CaCmd::Trust { dry_run } => {
-            vault.ca_material()?;
-            let commands = trust_commands(&vault.ca_cert_path());
-            if commands.is_empty() {
-                return Err(Error::invalid(
-                    "no known system trust store here; trust `aivault ca path` in your client, or use `aivault run`",
-                ));
-            }
+            let commands = vault.ca_trust_commands()?;
             if dry_run || out.json {
                 out.show(&commands, false, || commands.iter().for_each(|c| render::line(&c.join(" "))));
                 return Ok(());
             }
-            for c in &commands {
-                let status = std::process::Command::new(&c[0])
-                    .args(&c[1..])
-                    .status()
-                    .map_err(|e| Error::Io(format!("cannot run {}: {e}", c[0])))?;
-                if !status.success() {
-                    return Err(Error::Io(format!("`{}` failed ({status}); try again with sudo", c.join(" "))));
-                }
-            }
+            crate::service::ca::run_trust_commands(&commands)?;
             render::line("The aivault CA is now trusted system-wide.");
         }
         CaCmd::Rotate => {
@@ -212,44 +198,4 @@ pub fn run_ca(cfg: &Config, out: Out, cmd: CaCmd) -> Result<()> {
         }
     }
     Ok(())
-}
-
-fn trust_commands(cert: &std::path::Path) -> Vec<Vec<String>> {
-    let cert = cert.display().to_string();
-    if std::path::Path::new("/usr/sbin/update-ca-certificates").exists() {
-        vec![
-            vec![
-                "install".into(),
-                "-m".into(),
-                "0644".into(),
-                cert,
-                "/usr/local/share/ca-certificates/aivault.crt".into(),
-            ],
-            vec!["update-ca-certificates".into()],
-        ]
-    } else if std::path::Path::new("/usr/bin/update-ca-trust").exists() {
-        vec![
-            vec![
-                "install".into(),
-                "-m".into(),
-                "0644".into(),
-                cert,
-                "/etc/pki/ca-trust/source/anchors/aivault.pem".into(),
-            ],
-            vec!["update-ca-trust".into(), "extract".into()],
-        ]
-    } else if std::path::Path::new("/usr/bin/security").exists() {
-        vec![vec![
-            "security".into(),
-            "add-trusted-cert".into(),
-            "-d".into(),
-            "-r".into(),
-            "trustRoot".into(),
-            "-k".into(),
-            "/Library/Keychains/System.keychain".into(),
-            cert,
-        ]]
-    } else {
-        vec![]
-    }
 }

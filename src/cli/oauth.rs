@@ -3,7 +3,6 @@
 use std::time::Duration;
 
 use clap::Subcommand;
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
 use super::misc::UpstreamArgs;
 use super::render::{self, Out};
@@ -11,6 +10,7 @@ use crate::auth::oauth2::{self, Client, Grant, TokenSet};
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::proxy::oauth::{exchange, now_secs};
+use crate::proxy::oauth_redirect::LoopbackFlow;
 use crate::proxy::upstream::Upstream;
 use crate::secret::SecretString;
 use crate::service::Vault;
@@ -81,7 +81,7 @@ pub fn run(cfg: &Config, out: Out, cmd: OAuthCmd) -> Result<()> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .map_err(|e| Error::Io(format!("cannot start the async runtime: {e}")))?;
+        .map_err(Error::io("cannot start the async runtime"))?;
     match cmd {
         OAuthCmd::Connect { credential, no_browser, browser: true, .. } => {
             let token = Vault::open(cfg)?.oauth_connect_link(&credential)?;
@@ -233,33 +233,19 @@ async fn connect_flow(
     open_browser: bool,
     timeout: Duration,
 ) -> Result<TokenSet> {
-    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
-        .await
-        .map_err(|e| Error::Io(format!("cannot listen on 127.0.0.1:{port} for the redirect: {e}")))?;
-    let redirect_uri = format!("http://127.0.0.1:{}/callback", listener.local_addr()?.port());
-    let state = crate::crypto::random_token("")?;
-    let (verifier, challenge) = oauth2::pkce_pair()?;
-    let url = oauth2::authorization_url(auth_url, client_id.expose(), &redirect_uri, scopes, &state, &challenge);
+    let flow = LoopbackFlow::start(port, auth_url, client_id.expose(), scopes).await?;
     // With --json, stdout carries only the final document: the instructions go to stderr.
     let say = |text: &str| if out.json { render::eprint_line(text) } else { render::line(text) };
     say("Open this URL to authorize aivault:");
-    say(&url);
-    say(&format!("Waiting for the redirect on {redirect_uri} ..."));
+    say(flow.url());
+    say(&format!("Waiting for the redirect on {} ...", flow.redirect_uri()));
     if open_browser {
-        open_in_browser(&url);
+        open_in_browser(flow.url());
     }
-    let code = tokio::time::timeout(timeout, wait_for_code(&listener, &state))
-        .await
-        .map_err(|_| Error::Io(format!("no redirect arrived within {} s", timeout.as_secs())))??;
     let client =
         Client { id: client_id.expose(), secret: client_secret.map(SecretString::expose), auth: target.client_auth };
-    let grant = Grant::Code { code: code.expose(), redirect_uri: &redirect_uri, verifier: verifier.expose() };
-    exchange(upstream, &target.token_endpoint, &oauth2::token_request(&client, grant, scopes)).await.map_err(|e| {
-        Error::Denied {
-            code: crate::refusal::ErrorCode::OauthRefreshFailed,
-            message: format!("the code exchange failed: {e}"),
-        }
-    })
+    let ignored = || render::eprint_line("warning: ignored a redirect whose state does not match; still waiting");
+    flow.finish(upstream, &target.token_endpoint, &client, scopes, timeout, &ignored).await
 }
 
 /// Best effort: hands `url` to the desktop's opener.
@@ -272,70 +258,6 @@ fn open_in_browser(url: &str) {
             .spawn();
         if spawned.is_ok() {
             break;
-        }
-    }
-}
-
-/// Serves the loopback redirect until a request with a matching `state` arrives.
-async fn wait_for_code(listener: &tokio::net::TcpListener, state: &str) -> Result<SecretString> {
-    loop {
-        let (mut stream, _) = listener.accept().await?;
-        let mut buf = vec![0u8; 8192];
-        let mut len = 0;
-        while len < buf.len() && !buf[..len].windows(4).any(|w| w == b"\r\n\r\n") {
-            match stream.read(&mut buf[len..]).await {
-                Ok(0) | Err(_) => break,
-                Ok(n) => len += n,
-            }
-        }
-        let head = String::from_utf8_lossy(&buf[..len]).into_owned();
-        let target = head.split_whitespace().nth(1).unwrap_or("/").to_owned();
-        let Some(query) = target.strip_prefix("/callback?") else {
-            let _ = stream.write_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n").await;
-            continue;
-        };
-        let params: std::collections::HashMap<String, String> = query
-            .split('&')
-            .filter_map(|p| p.split_once('='))
-            .map(|(k, v)| (k.to_owned(), crate::percent::decode_form(v)))
-            .collect();
-        let state_ok =
-            params.get("state").is_some_and(|s| crate::crypto::constant_time_eq(s.as_bytes(), state.as_bytes()));
-        let (status, page, result) = if !state_ok {
-            // Not ours (a stale tab, a forged link): say so and keep waiting for the real one.
-            ("400 Bad Request", "State mismatch: this redirect was not started by aivault; it was ignored.", None)
-        } else if let Some(err) = params.get("error") {
-            (
-                "400 Bad Request",
-                "Authorization was denied. You can close this tab.",
-                Some(Err(Error::Denied {
-                    code: crate::refusal::ErrorCode::OauthRefreshFailed,
-                    message: format!("the provider denied authorization: {err}"),
-                })),
-            )
-        } else {
-            match params.get("code") {
-                Some(code) => (
-                    "200 OK",
-                    "aivault is connected. You can close this tab.",
-                    Some(Ok(SecretString::new(code.clone()))),
-                ),
-                None => (
-                    "400 Bad Request",
-                    "No code in the redirect.",
-                    Some(Err(Error::invalid("the redirect carried no code"))),
-                ),
-            }
-        };
-        let html = format!("<!doctype html><title>aivault</title><p>{page}</p>");
-        let reply = format!(
-            "HTTP/1.1 {status}\r\nContent-Type: text/html\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{html}",
-            html.len()
-        );
-        let _ = stream.write_all(reply.as_bytes()).await;
-        match result {
-            Some(r) => return r,
-            None => render::eprint_line("warning: ignored a redirect whose state does not match; still waiting"),
         }
     }
 }

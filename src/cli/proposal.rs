@@ -153,7 +153,7 @@ pub fn run(cfg: &Config, out: Out, cmd: ProposalCmd) -> Result<()> {
             let (status, reply) =
                 crate::proxy::agent_client::request("POST", "https://aivault.local/v1/proposals", &body)?;
             let doc: serde_json::Value = serde_json::from_slice(&reply)
-                .map_err(|_| Error::Io(format!("the proxy answered {status} without JSON")))?;
+                .map_err(|_| Error::Network(format!("the proxy answered {status} without JSON")))?;
             if !(200..300).contains(&status) {
                 let code = doc["error"].as_str().unwrap_or("error");
                 let msg = doc["message"].as_str().unwrap_or("");

@@ -152,7 +152,7 @@ pub fn console(cfg: &Config, args: ConsoleArgs) -> Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
-        .map_err(|e| Error::Io(format!("cannot start the async runtime: {e}")))?;
+        .map_err(Error::io("cannot start the async runtime"))?;
     crate::service::Vault::open(cfg)?;
     runtime.block_on(async {
         let console = crate::console::Console::bind(cfg, bind, upstream).await?;
@@ -191,7 +191,7 @@ pub fn serve(cfg: &Config, out: render::Out, args: ServeArgs) -> Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
-        .map_err(|e| Error::Io(format!("cannot start the async runtime: {e}")))?;
+        .map_err(Error::io("cannot start the async runtime"))?;
     let console_at = console_bind(args.console_listen.as_deref())?;
     runtime.block_on(async {
         let proxy = Proxy::bind(cfg, opts).await?;

@@ -74,7 +74,7 @@ impl Console {
         }
         let listener = TcpListener::bind(bind.addr)
             .await
-            .map_err(|e| Error::Io(format!("cannot listen on {} for the console: {e}", bind.addr)))?;
+            .map_err(|e| Error::Network(format!("cannot listen on {} for the console: {e}", bind.addr)))?;
         let addr = listener.local_addr()?;
         let mut hosts = vec![addr.to_string()];
         if addr.ip().is_loopback() {

@@ -15,6 +15,7 @@ use crate::auth::oauth2::{self, Client, Grant, TokenSet};
 use crate::proposal::OAuthSlot;
 use crate::proxy::oauth::{exchange, now_secs};
 use crate::secret::SecretString;
+use crate::{Error, Result};
 
 /// Where connected or pasted tokens go.
 pub enum Dest {
@@ -56,9 +57,9 @@ struct Stored {
     client_auth: ClientAuth,
 }
 
-async fn stored(state: &Arc<ConsoleState>, credential: &str) -> Result<Stored, String> {
+async fn stored(state: &Arc<ConsoleState>, credential: &str) -> Result<Stored> {
     let id = credential.to_owned();
-    let t = blocking(state, move |v| v.oauth_target(&id)).await.map_err(|e| e.to_string())?;
+    let t = blocking(state, move |v| v.oauth_target(&id)).await?;
     Ok(Stored {
         token_url: t.token_endpoint,
         client_id: t.client_id,
@@ -99,13 +100,14 @@ struct Chosen {
     auth: ClientAuth,
 }
 
-async fn chosen(state: &Arc<ConsoleState>, dest: &Dest, form: &Form) -> Result<Chosen, String> {
+async fn chosen(state: &Arc<ConsoleState>, dest: &Dest, form: &Form) -> Result<Chosen> {
     let typed_secret = form.text("client_secret").map(|c| SecretString::new(c.to_owned()));
     let typed_id = form.text("client_id").map(|c| SecretString::new(c.to_owned()));
     match dest {
         Dest::Slot { .. } => Ok(Chosen {
-            token_url: http_url(form, "token_url").ok_or("the token URL must be an http(s) URL")?,
-            client_id: typed_id.ok_or("the client ID is required")?,
+            token_url: http_url(form, "token_url")
+                .ok_or_else(|| Error::invalid("the token URL must be an http(s) URL"))?,
+            client_id: typed_id.ok_or_else(|| Error::invalid("the client ID is required"))?,
             client_secret: typed_secret,
             scopes: scopes(form),
             auth: client_auth(form).0,
@@ -116,7 +118,7 @@ async fn chosen(state: &Arc<ConsoleState>, dest: &Dest, form: &Form) -> Result<C
             Ok(Chosen {
                 // The credential refreshes at its own endpoint; the form cannot move it.
                 token_url: s.token_url,
-                client_id: typed_id.or(s.client_id).ok_or("the client ID is required")?,
+                client_id: typed_id.or(s.client_id).ok_or_else(|| Error::invalid("the client ID is required"))?,
                 client_secret: typed_secret.or(s.client_secret),
                 scopes: if typed_scopes.is_empty() { s.scopes } else { typed_scopes },
                 auth: if form.get("client_auth").is_some() { client_auth(form).0 } else { s.client_auth },
@@ -132,13 +134,11 @@ async fn keep(
     doc: SecretString,
     endpoints: OAuthSlot,
     why: &'static str,
-) -> Result<&'static str, String> {
+) -> Result<&'static str> {
     match dest {
         Dest::Slot { proposal, key } => {
             let (id, k) = (proposal.clone(), key.clone());
-            blocking(state, move |v| v.proposal_stage_tokens(&id, &k, &doc, endpoints, why))
-                .await
-                .map_err(|e| e.to_string())?;
+            blocking(state, move |v| v.proposal_stage_tokens(&id, &k, &doc, endpoints, why)).await?;
             Ok("staged")
         }
         Dest::Credential(c) => {
@@ -147,8 +147,7 @@ async fn keep(
                 let target = v.oauth_target(&id)?;
                 v.oauth_store_tokens(&target.secret_id, &doc, why)
             })
-            .await
-            .map_err(|e| e.to_string())?;
+            .await?;
             Ok("stored")
         }
     }
@@ -174,16 +173,16 @@ pub async fn paste(state: &Arc<ConsoleState>, sid: &str, s: &Session, dest: Dest
                     auth: c.auth,
                 };
                 let req = oauth2::token_request(&client, Grant::Refresh(rt), &c.scopes);
-                let tokens = exchange(&state.upstream, &c.token_url, &req)
-                    .await
-                    .map_err(|e| format!("the provider rejected the refresh token ({}); nothing was kept", e.code))?;
+                let tokens = exchange(&state.upstream, &c.token_url, &req).await.map_err(|e| {
+                    Error::invalid(format!("the provider rejected the refresh token ({}); nothing was kept", e.code))
+                })?;
                 let refresh = tokens.refresh_token.clone().unwrap_or_else(|| SecretString::new(rt.to_owned()));
                 (tokens, Some(refresh))
             }
             None => {
-                let access = form
-                    .text("access_token")
-                    .ok_or("paste a refresh token (checked by refreshing) or an access token")?;
+                let access = form.text("access_token").ok_or_else(|| {
+                    Error::invalid("paste a refresh token (checked by refreshing) or an access token")
+                })?;
                 let expires_at = form.text("expires_in").and_then(|s| s.parse::<u64>().ok()).map(|s| now_secs() + s);
                 (TokenSet { access_token: SecretString::new(access.to_owned()), refresh_token: None, expires_at }, None)
             }
@@ -201,7 +200,7 @@ pub async fn paste(state: &Arc<ConsoleState>, sid: &str, s: &Session, dest: Dest
             client_auth: Some(auth_name(c.auth).to_owned()),
         };
         let done = keep(state, &dest, doc, endpoints, "tokens pasted in the console").await?;
-        Ok::<_, String>(see_other(&format!(
+        Ok::<_, Error>(see_other(&format!(
             "{}?notice={}",
             dest.page_url(),
             if done == "stored" { "stored" } else { "pasted" }
@@ -210,16 +209,16 @@ pub async fn paste(state: &Arc<ConsoleState>, sid: &str, s: &Session, dest: Dest
     .await;
     match outcome {
         Ok(p) => p,
-        Err(why) => again(state, sid, s, &why).await,
+        Err(why) => again(state, sid, s, &why.to_string()).await,
     }
 }
 
 pub async fn connect(state: &Arc<ConsoleState>, sid: &str, s: &Session, dest: Dest, form: &Form) -> Page {
     let started = async {
-        let authorization_url =
-            http_url(form, "authorization_url").ok_or("the authorization URL must be an http(s) URL")?;
+        let authorization_url = http_url(form, "authorization_url")
+            .ok_or_else(|| Error::invalid("the authorization URL must be an http(s) URL"))?;
         let c = chosen(state, &dest, form).await?;
-        let (verifier, challenge) = oauth2::pkce_pair().map_err(|e| e.to_string())?;
+        let (verifier, challenge) = oauth2::pkce_pair()?;
         let redirect_uri = format!("{}/oauth/callback", state.base_url);
         let (client_id, scopes) = (c.client_id.expose().to_owned(), c.scopes.clone());
         let flow = Flow::new(
@@ -234,16 +233,16 @@ pub async fn connect(state: &Arc<ConsoleState>, sid: &str, s: &Session, dest: De
             verifier,
             redirect_uri.clone(),
         );
-        let state_param = state.sessions.start_flow(flow).map_err(|e| e.to_string())?;
+        let state_param = state.sessions.start_flow(flow)?;
         let url =
             oauth2::authorization_url(&authorization_url, &client_id, &redirect_uri, &scopes, &state_param, &challenge);
         let host = url.parse::<http::Uri>().ok().and_then(|u| u.host().map(str::to_owned)).unwrap_or_default();
-        Ok::<_, String>((url, host))
+        Ok::<_, Error>((url, host))
     }
     .await;
     match started {
         Ok((url, host)) => html(StatusCode::OK, pages::continue_to(dest.name(), &url, &host)),
-        Err(why) => again(state, sid, s, &why).await,
+        Err(why) => again(state, sid, s, &why.to_string()).await,
     }
 }
 
@@ -323,7 +322,7 @@ pub async fn callback(state: &Arc<ConsoleState>, query: &str) -> Page {
                 Some(&back),
             ),
         ),
-        Err(e) => html(StatusCode::CONFLICT, pages::message("Not connected", &e, None, Some(&back))),
+        Err(e) => html(StatusCode::CONFLICT, pages::message("Not connected", &e.to_string(), None, Some(&back))),
     }
 }
 

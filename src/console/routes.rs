@@ -166,7 +166,7 @@ pub async fn blocking<T: Send + 'static>(
     let cfg = state.config.clone();
     tokio::task::spawn_blocking(move || f(&Vault::open(&cfg)?))
         .await
-        .map_err(|_| Error::Io("the console's worker stopped".into()))?
+        .map_err(|_| Error::Internal("the console's worker stopped".into()))?
 }
 
 fn cookie_of<B>(req: &Request<B>) -> Option<String> {

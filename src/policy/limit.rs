@@ -21,20 +21,34 @@ pub struct Per {
     pub period_secs: u64,
 }
 
+/// Why a `N/PERIOD` text is not a limit.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PerError {
+    #[error("'{0}' is not N/PERIOD (e.g. 60/min)")]
+    Shape(String),
+    #[error("'{count}' in '{text}' is not a whole number")]
+    Count { count: String, text: String },
+    #[error("unknown period '{period}' in '{text}' (use s, min, hour or day)")]
+    Period { period: String, text: String },
+    #[error("'{0}' allows nothing; remove the limit instead")]
+    Zero(String),
+}
+
 impl Per {
     /// Parses `10/s`, `60/min`, `1000/hour`, `5000/day` (also `second`, `minute`, `h`, `d`, `m`).
-    pub fn parse(text: &str) -> Result<Per, String> {
-        let (n, unit) = text.split_once('/').ok_or_else(|| format!("'{text}' is not N/PERIOD (e.g. 60/min)"))?;
-        let count: u64 = n.trim().parse().map_err(|_| format!("'{n}' in '{text}' is not a whole number"))?;
+    pub fn parse(text: &str) -> Result<Per, PerError> {
+        let (n, unit) = text.split_once('/').ok_or_else(|| PerError::Shape(text.to_owned()))?;
+        let count: u64 =
+            n.trim().parse().map_err(|_| PerError::Count { count: n.to_owned(), text: text.to_owned() })?;
         let period_secs = match unit.trim() {
             "s" | "sec" | "second" => 1,
             "m" | "min" | "minute" => 60,
             "h" | "hour" => 3600,
             "d" | "day" => 86_400,
-            other => return Err(format!("unknown period '{other}' in '{text}' (use s, min, hour or day)")),
+            other => return Err(PerError::Period { period: other.to_owned(), text: text.to_owned() }),
         };
         if count == 0 {
-            return Err(format!("'{text}' allows nothing; remove the limit instead"));
+            return Err(PerError::Zero(text.to_owned()));
         }
         Ok(Per { count, period_secs })
     }

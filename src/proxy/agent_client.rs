@@ -25,7 +25,7 @@ pub fn request(method: &str, url: &str, body: &[u8]) -> Result<(u16, Vec<u8>)> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .map_err(|e| Error::Io(format!("cannot start the async runtime: {e}")))?;
+        .map_err(Error::io("cannot start the async runtime"))?;
     runtime.block_on(send(&proxy, &bundle, method, url, body))
 }
 
@@ -41,7 +41,7 @@ async fn send(proxy: &str, bundle: &str, method: &str, url: &str, body: &[u8]) -
     let port = target.port_u16().unwrap_or(443);
     let mut tcp = tokio::net::TcpStream::connect(&hostport)
         .await
-        .map_err(|e| Error::Io(format!("cannot reach the proxy at {hostport}: {e}")))?;
+        .map_err(|e| Error::Network(format!("cannot reach the proxy at {hostport}: {e}")))?;
     let auth = userinfo
         .map(|u| {
             let decoded = String::from_utf8_lossy(&crate::percent::decode(&u)).into_owned();
@@ -65,7 +65,7 @@ async fn send(proxy: &str, bundle: &str, method: &str, url: &str, body: &[u8]) -
     let text = String::from_utf8_lossy(&reply);
     let status = text.split_whitespace().nth(1).and_then(|s| s.parse::<u16>().ok()).unwrap_or(0);
     if status != 200 {
-        return Err(Error::Io(format!("the proxy refused the tunnel to {host}: HTTP {status}")));
+        return Err(Error::Network(format!("the proxy refused the tunnel to {host}: HTTP {status}")));
     }
     let mut roots = rustls::RootCertStore::empty();
     for cert in
@@ -76,17 +76,17 @@ async fn send(proxy: &str, bundle: &str, method: &str, url: &str, body: &[u8]) -
     }
     let cfg = rustls::ClientConfig::builder_with_provider(super::crypto_provider())
         .with_safe_default_protocol_versions()
-        .map_err(|e| Error::Io(e.to_string()))?
+        .map_err(|e| Error::Internal(format!("no TLS protocol versions: {e}")))?
         .with_root_certificates(roots)
         .with_no_client_auth();
     let name = ServerName::try_from(host.clone()).map_err(|_| Error::invalid(format!("bad host {host}")))?;
     let tls = tokio_rustls::TlsConnector::from(Arc::new(cfg))
         .connect(name, tcp)
         .await
-        .map_err(|e| Error::Io(format!("TLS to {host} through the proxy failed: {e}")))?;
+        .map_err(|e| Error::Network(format!("TLS to {host} through the proxy failed: {e}")))?;
     let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
         .await
-        .map_err(|e| Error::Io(format!("HTTP to {host} failed: {e}")))?;
+        .map_err(|e| Error::Network(format!("HTTP to {host} failed: {e}")))?;
     tokio::spawn(conn);
     let req = http::Request::builder()
         .method(method)
@@ -95,13 +95,13 @@ async fn send(proxy: &str, bundle: &str, method: &str, url: &str, body: &[u8]) -
         .header(http::header::CONTENT_TYPE, "application/json")
         .body(Full::new(Bytes::copy_from_slice(body)))
         .map_err(|e| Error::invalid(e.to_string()))?;
-    let resp = sender.send_request(req).await.map_err(|e| Error::Io(format!("request to {host} failed: {e}")))?;
+    let resp = sender.send_request(req).await.map_err(|e| Error::Network(format!("request to {host} failed: {e}")))?;
     let status = resp.status().as_u16();
     let bytes = resp
         .into_body()
         .collect()
         .await
-        .map_err(|e| Error::Io(format!("reading the answer from {host} failed: {e}")))?
+        .map_err(|e| Error::Network(format!("reading the answer from {host} failed: {e}")))?
         .to_bytes();
     Ok((status, bytes.to_vec()))
 }

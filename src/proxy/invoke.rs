@@ -114,7 +114,7 @@ pub fn run(cfg: &Config, net: &UpstreamConfig, req: InvokeRequest) -> Result<Inv
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .map_err(|e| Error::Io(format!("cannot start the async runtime: {e}")))?;
+        .map_err(Error::io("cannot start the async runtime"))?;
     let (store, spill) = (cfg.store.clone(), cfg.spill_path());
     let lock_wait = cfg.lock_wait;
     let key = vault.into_key();

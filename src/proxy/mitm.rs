@@ -15,10 +15,9 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio_rustls::LazyConfigAcceptor;
 
 use super::conn::{Activity, Held, Slot, Tracked, idle, revoked};
-use super::outer::Agent;
 use super::pipeline::{self, Destination};
 use super::respond;
-use super::server::{ActiveGuard, ProxyState};
+use super::state::{ActiveGuard, Agent, ProxyState};
 use super::upstream::Body;
 use super::websocket;
 use crate::audit::AuditEvent;
@@ -81,7 +80,7 @@ pub async fn intercept(
     let shutdown = state.shutdown.clone();
     tokio::select! {
         r = conn.as_mut() => { if let Err(e) = r { tracing::debug!(error = %e, "tunnel ended"); } }
-        () = super::server::stopped(shutdown) => {
+        () = super::state::stopped(shutdown) => {
             conn.as_mut().graceful_shutdown();
             let _ = conn.await;
         }

@@ -10,20 +10,13 @@ use hyper::body::Incoming;
 use super::conn::Slot;
 use super::pipeline::{self, Caller, Destination};
 use super::respond;
-use super::server::{ProxyState, Unmatched};
+use super::state::{Agent, ProxyState, Unmatched};
 use super::upstream::Body;
 use super::{agent_auth, mitm, tunnel};
 use crate::audit::AuditEvent;
 use crate::crypto;
 use crate::policy::{normalize_host, split_host_port};
 use crate::refusal::{ErrorCode, Refusal};
-
-/// An authenticated agent, remembered by token hash so every later request can be re-checked.
-#[derive(Clone, Debug)]
-pub struct Agent {
-    pub caller: Caller,
-    pub token_hash: String,
-}
 
 /// Host name used by `aivault run` to check that a running proxy knows its session token.
 pub const INTERNAL_HOST: &str = "aivault.internal";

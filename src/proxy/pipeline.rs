@@ -275,7 +275,7 @@ pub fn prepare(
     for name in crate::policy::ROUTING_OVERRIDE_HEADERS {
         target.headers.remove(*name);
     }
-    if target.path != match_path && !matches!(resolved.auth, AuthConfig::Path { .. }) {
+    if target.path != match_path && !resolved.auth.is_path() {
         target.path = match_path;
     }
     event.path = Some(target.path_for_audit(&resolved.auth));
@@ -288,7 +288,7 @@ pub fn prepare(
     }
     for name in resolved.auth.owned_headers() {
         // The rendered value (a scheme such as `Bearer ` stays readable in an echo).
-        for value in target.headers.get_all(name.as_str()) {
+        for value in target.headers.get_all(name) {
             match value.to_str().ok().and_then(|v| v.split_once(' ')) {
                 Some((_, credential)) => needles.push(credential.as_bytes()),
                 None => needles.push(value.as_bytes()),
@@ -506,9 +506,9 @@ fn apply_strategy(
     dest: &Destination,
     agent_signed: Vec<String>,
 ) -> Result<Deferred, AuthError> {
-    let (auth, material) = (&resolved.auth, &resolved.material);
-    match auth {
-        AuthConfig::Oauth2 { .. } => {
+    let (strategy, material) = (&resolved.auth, &resolved.material);
+    match strategy.config() {
+        auth @ AuthConfig::Oauth2 { .. } => {
             match OAuthJob::from_material(&resolved.credential_id, &resolved.secrets, auth, material) {
                 Ok(job) => Ok(Deferred::OAuth(job)),
                 Err(e) => Err(AuthError::InvalidConfig(e.to_string())),
@@ -526,7 +526,7 @@ fn apply_strategy(
                 agent_signed,
             }))
         }
-        _ => inject::inject(target, auth, material).map(|()| Deferred::None),
+        _ => inject::inject(target, strategy, material).map(|()| Deferred::None),
     }
 }
 

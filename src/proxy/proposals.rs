@@ -11,9 +11,8 @@ use http::{Method, Request, Response, StatusCode};
 use http_body_util::BodyExt as _;
 use hyper::body::Incoming;
 
-use super::outer::Agent;
 use super::respond;
-use super::server::ProxyState;
+use super::state::{Agent, ProxyState};
 use super::upstream::Body;
 use crate::audit::AuditEvent;
 use crate::proposal;

@@ -14,128 +14,13 @@ use super::audit_sink::AuditSink;
 use super::conn::{Accounting, Activity, Held, Slot, Tracked, idle, pending_over};
 use super::outer;
 use super::pipeline::{Shared, SnapshotCell};
-use super::upstream::{Upstream, UpstreamConfig};
+use super::state::{ActiveGuard, ProxyState, stopped};
+pub use super::state::{ProxyOptions, Unmatched};
+use super::upstream::Upstream;
 use crate::ca::Authority;
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::service::Vault;
-
-/// What to do with hosts no capability names.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Unmatched {
-    /// Answer CONNECT with 403 `host_not_allowed`.
-    Deny,
-    /// Splice bytes end to end without interception (still guarded and audited).
-    Tunnel,
-}
-
-/// Proxy settings (flags of `aivault proxy`).
-#[derive(Clone, Debug)]
-pub struct ProxyOptions {
-    pub listen: SocketAddr,
-    pub unmatched: Unmatched,
-    pub upstream: UpstreamConfig,
-    pub max_header_bytes: usize,
-    pub idle_timeout: Duration,
-    /// How long a spliced tunnel or WebSocket may carry no bytes before it is closed.
-    pub tunnel_idle_timeout: Duration,
-    pub handshake_timeout: Duration,
-    pub max_connections: usize,
-    /// Sockets that have not authenticated yet (the oldest is closed when more arrive).
-    pub max_pending_connections: usize,
-    /// Admitted connections (and the tunnels they became) per agent.
-    pub max_agent_connections: usize,
-    /// How long a new socket may take to send an authenticated request.
-    pub auth_timeout: Duration,
-    pub shutdown_grace: Duration,
-    pub limits: super::pipeline::Limits,
-}
-
-impl ProxyOptions {
-    /// The settings that change what a proxied request does (not only how long it may take):
-    /// `run` compares them with a running proxy's before reusing it.
-    pub fn policy_fingerprint(&self) -> std::collections::BTreeMap<&'static str, String> {
-        let mut resolve: Vec<String> =
-            self.upstream.resolve.iter().map(|((h, p), to)| format!("{h}:{p}:{to}")).collect();
-        resolve.sort();
-        let mut roots: Vec<String> =
-            self.upstream.extra_roots.iter().map(|c| crate::crypto::sha256_hex(c.as_ref())).collect();
-        roots.sort();
-        std::collections::BTreeMap::from([
-            ("--unmatched", format!("{:?}", self.unmatched).to_ascii_lowercase()),
-            ("--resolve", resolve.join(",")),
-            ("--upstream-ca", roots.join(",")),
-            ("--sigv4-max-body-bytes", self.limits.sigv4_max_body.to_string()),
-        ])
-    }
-
-    pub fn new(listen: SocketAddr, upstream: UpstreamConfig) -> ProxyOptions {
-        ProxyOptions {
-            listen,
-            unmatched: Unmatched::Deny,
-            upstream,
-            max_header_bytes: 64 * 1024,
-            idle_timeout: Duration::from_secs(120),
-            tunnel_idle_timeout: Duration::from_secs(600),
-            handshake_timeout: Duration::from_secs(10),
-            max_connections: 4096,
-            max_pending_connections: 1024,
-            max_agent_connections: 1024,
-            auth_timeout: Duration::from_secs(10),
-            shutdown_grace: Duration::from_secs(10),
-            limits: super::pipeline::Limits::default(),
-        }
-    }
-}
-
-/// Everything connection handlers share.
-pub struct ProxyState {
-    pub shared: Shared,
-    pub ca: std::sync::RwLock<Arc<Authority>>,
-    ca_name_cache: std::sync::RwLock<String>,
-    pub opts: ProxyOptions,
-    pub config: Config,
-    pub active: AtomicUsize,
-    pub shutdown: watch::Receiver<bool>,
-    pub accounting: Arc<Accounting>,
-    /// The console this process serves (set once it listens), for approval links.
-    pub console: std::sync::OnceLock<String>,
-}
-
-impl ProxyState {
-    /// The console's base URL: this process's, else the one another aivault process announced.
-    pub fn console_url(&self) -> Option<String> {
-        self.console.get().cloned().or_else(|| crate::service::proxies::console_url(&self.config.home))
-    }
-
-    pub fn ca(&self) -> Arc<Authority> {
-        match self.ca.read() {
-            Ok(g) => g.clone(),
-            Err(p) => p.into_inner().clone(),
-        }
-    }
-}
-
-/// Resolves once shutdown has been signalled.
-pub async fn stopped(mut rx: watch::Receiver<bool>) {
-    let _ = rx.wait_for(|s| *s).await.map(|_| ());
-}
-
-/// Counts a live connection or tunnel for graceful shutdown.
-pub struct ActiveGuard(Arc<ProxyState>);
-
-impl ActiveGuard {
-    pub fn new(state: &Arc<ProxyState>) -> ActiveGuard {
-        state.active.fetch_add(1, Ordering::SeqCst);
-        ActiveGuard(state.clone())
-    }
-}
-
-impl Drop for ActiveGuard {
-    fn drop(&mut self) {
-        self.0.active.fetch_sub(1, Ordering::SeqCst);
-    }
-}
 
 /// A bound, ready proxy.
 pub struct Proxy {
@@ -158,15 +43,14 @@ impl Proxy {
             Ok::<_, Error>((vault.into_key(), material, snapshot))
         })
         .await
-        .map_err(|_| Error::Io("the vault opener stopped".into()))??;
+        .map_err(|_| Error::Internal("the vault opener stopped".into()))??;
         let ca =
-            Authority::new(&material.cert_pem, &material.key_pkcs8, &material.common_name, super::crypto_provider())
-                .map_err(|e| Error::Io(e.to_string()))?;
+            Authority::new(&material.cert_pem, &material.key_pkcs8, &material.common_name, super::crypto_provider())?;
         let ca_name = material.common_name.clone();
         drop(material);
         let listener = TcpListener::bind(opts.listen)
             .await
-            .map_err(|e| Error::Io(format!("cannot listen on {}: {e}", opts.listen)))?;
+            .map_err(|e| Error::Network(format!("cannot listen on {}: {e}", opts.listen)))?;
         let (audit, audit_task) = AuditSink::spawn(config.store.clone(), config.spill_path(), config.lock_wait);
         let shared = Shared {
             key,
@@ -310,10 +194,10 @@ async fn watch_vault(state: Arc<ProxyState>, mut me: crate::service::proxies::An
     let path = state.config.store.clone();
     // PostgreSQL: a dedicated connection LISTENs and reports each generation it sees.
     let mut pg_generations = crate::store::GenerationWatch::new(&path, state.config.lock_wait).map(|mut watch| {
-        let (tx, rx) = tokio::sync::mpsc::channel::<Result<u64, String>>(4);
+        let (tx, rx) = tokio::sync::mpsc::channel::<Result<u64, crate::store::StoreError>>(4);
         std::thread::spawn(move || {
             loop {
-                let seen = watch.next(Duration::from_millis(500)).map_err(|e| e.to_string());
+                let seen = watch.next(Duration::from_millis(500));
                 let failed = seen.is_err();
                 if tx.blocking_send(seen).is_err() {
                     break;
@@ -353,7 +237,7 @@ async fn watch_vault(state: Arc<ProxyState>, mut me: crate::service::proxies::An
                 }
                 Ok(g) => g,
                 Err(e) => {
-                    report(Some(e));
+                    report(Some(e.to_string()));
                     continue;
                 }
             }
@@ -411,8 +295,7 @@ async fn reload_ca(state: &Arc<ProxyState>) {
     let loaded = tokio::task::spawn_blocking(move || {
         let vault = Vault::open(&config)?;
         let m = vault.ca_material()?;
-        let ca = Authority::new(&m.cert_pem, &m.key_pkcs8, &m.common_name, super::crypto_provider())
-            .map_err(|e| Error::Io(e.to_string()))?;
+        let ca = Authority::new(&m.cert_pem, &m.key_pkcs8, &m.common_name, super::crypto_provider())?;
         Ok::<_, Error>((ca, m.common_name.clone()))
     })
     .await;

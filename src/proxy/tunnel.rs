@@ -9,8 +9,7 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 
 use super::conn::Slot;
-use super::outer::Agent;
-use super::server::{ActiveGuard, ProxyState};
+use super::state::{ActiveGuard, Agent, ProxyState};
 use crate::audit::AuditEvent;
 
 pub async fn splice(

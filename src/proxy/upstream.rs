@@ -180,7 +180,7 @@ fn client_tls(extra: &[CertificateDer<'static>], alpn: &[&[u8]]) -> Result<rustl
     }
     let mut cfg = rustls::ClientConfig::builder_with_provider(super::crypto_provider())
         .with_safe_default_protocol_versions()
-        .map_err(|e| Error::Io(e.to_string()))?
+        .map_err(|e| Error::Internal(format!("no TLS protocol versions: {e}")))?
         .with_root_certificates(roots)
         .with_no_client_auth();
     cfg.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();

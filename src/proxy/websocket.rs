@@ -9,10 +9,9 @@ use hyper_util::rt::TokioIo;
 use rustls::pki_types::ServerName;
 
 use super::conn::Slot;
-use super::outer::Agent;
 use super::pipeline::{self, Destination};
 use super::respond;
-use super::server::{ActiveGuard, ProxyState};
+use super::state::{ActiveGuard, Agent, ProxyState};
 use super::upstream::{Body, ConnectError};
 use crate::refusal::{ErrorCode, Refusal};
 

@@ -30,6 +30,8 @@ pub struct Provider {
     pub def: ProviderDef,
     pub hosts: Vec<HostPattern>,
     pub rules: Vec<Rule>,
+    /// The provider's strategy, compiled once when the registry loads.
+    pub strategy: std::sync::Arc<crate::auth::Strategy>,
 }
 
 impl Provider {
@@ -92,7 +94,7 @@ impl Registry {
         for (file, text) in sources {
             let err = |reason: String| RegistryError { file: (*file).to_owned(), reason };
             let def: ProviderDef = serde_json::from_str(text).map_err(|e| err(e.to_string()))?;
-            let provider = load_provider(def).map_err(err)?;
+            let provider = load_provider(file, def)?;
             let expected = format!("{}.json", provider.id());
             if *file != expected {
                 return Err(err(format!("file name must be {expected}")));
@@ -137,55 +139,59 @@ impl Registry {
     }
 }
 
-fn load_provider(def: ProviderDef) -> Result<Provider, String> {
+fn load_provider(file: &str, def: ProviderDef) -> Result<Provider, RegistryError> {
+    let err = |reason: String| RegistryError { file: file.to_owned(), reason };
     let id = &def.provider;
     let id_ok = !id.is_empty()
         && id.len() <= 63
         && id.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
     if !id_ok {
-        return Err(format!("provider id '{id}' must be lowercase letters, digits and '-'"));
+        return Err(err(format!("provider id '{id}' must be lowercase letters, digits and '-'")));
     }
-    def.auth.validate().map_err(|e| e.to_string())?;
+    let strategy = crate::auth::Strategy::compile(&def.auth).map_err(|e| err(e.to_string()))?;
     if def.hosts.is_empty() {
-        return Err("hosts must not be empty".into());
+        return Err(err("hosts must not be empty".into()));
     }
-    let hosts =
-        def.hosts.iter().map(|h| HostPattern::parse(h).map_err(|e| e.to_string())).collect::<Result<Vec<_>, _>>()?;
+    let hosts = def
+        .hosts
+        .iter()
+        .map(|h| HostPattern::parse(h).map_err(|e| err(e.to_string())))
+        .collect::<Result<Vec<_>, _>>()?;
     for name in def.vault_secrets.keys().chain(def.optional_vault_secrets.keys()) {
         let ok = name.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_');
         if !ok || name.is_empty() {
-            return Err(format!("secret name '{name}' must be UPPER_SNAKE_CASE"));
+            return Err(err(format!("secret name '{name}' must be UPPER_SNAKE_CASE")));
         }
     }
     let fields: BTreeSet<&str> = def.vault_secrets.values().map(String::as_str).collect();
     if !def.vault_secrets.is_empty() {
         for needed in def.auth.required_fields() {
             if !fields.contains(needed.as_str()) {
-                return Err(format!("auth reads field '{needed}' that no vaultSecrets entry fills"));
+                return Err(err(format!("auth reads field '{needed}' that no vaultSecrets entry fills")));
             }
         }
     }
     if def.capabilities.is_empty() {
-        return Err("capabilities must not be empty".into());
+        return Err(err("capabilities must not be empty".into()));
     }
     let mut rules = Vec::new();
     for cap in &def.capabilities {
         if cap.provider != *id {
-            return Err(format!("capability {} names provider {}, not {id}", cap.id, cap.provider));
+            return Err(err(format!("capability {} names provider {}, not {id}", cap.id, cap.provider)));
         }
         if !cap.id.starts_with(&format!("{id}/")) {
-            return Err(format!("capability id {} must start with '{id}/'", cap.id));
+            return Err(err(format!("capability id {} must start with '{id}/'", cap.id)));
         }
         let rule = Rule::new(&cap.id, id, &cap.allow.hosts, &cap.allow.methods, &cap.allow.path_prefixes)
-            .map_err(|e| format!("capability {}: {e}", cap.id))?;
+            .map_err(|e| err(format!("capability {}: {e}", cap.id)))?;
         for h in &rule.hosts {
             if !hosts.iter().any(|outer| h.within(outer)) {
-                return Err(format!("capability {} host {h} is outside the provider's hosts", cap.id));
+                return Err(err(format!("capability {} host {h} is outside the provider's hosts", cap.id)));
             }
         }
         rules.push(rule);
     }
-    Ok(Provider { def, hosts, rules })
+    Ok(Provider { def, hosts, rules, strategy: std::sync::Arc::new(strategy) })
 }
 
 fn build_claims(providers: &BTreeMap<String, Provider>) -> Result<BTreeMap<String, Claim>, RegistryError> {

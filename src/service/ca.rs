@@ -61,7 +61,7 @@ impl Vault {
 
     fn new_root(&self) -> Result<CaRow> {
         let label = crypto::random_id("")?;
-        let root = crate::ca::generate_root(&label[..8]).map_err(|e| Error::Io(e.to_string()))?;
+        let root = crate::ca::generate_root(&label[..8])?;
         let sealed_key = crypto::seal(&self.key, crate::CA_KEY_AAD, root.key_pkcs8.expose())?;
         Ok(CaRow { cert_pem: root.cert_pem, common_name: root.common_name, sealed_key, created_ms: now_ms() })
     }
@@ -80,9 +80,13 @@ impl Vault {
 
     pub fn ca_info(&self) -> Result<CaInfo> {
         let material = self.ca_material()?;
-        let row = self.store.read(|tx| tx.get::<CaRow>("root"))?.ok_or_else(|| Error::Io("CA vanished".into()))?;
+        let row = self
+            .store
+            .read(|tx| tx.get::<CaRow>("root"))?
+            .ok_or_else(|| Error::Internal("the CA row vanished while loading it".into()))?;
         use rustls::pki_types::{CertificateDer, pem::PemObject as _};
-        let der = CertificateDer::from_pem_slice(material.cert_pem.as_bytes()).map_err(|e| Error::Io(e.to_string()))?;
+        let der = CertificateDer::from_pem_slice(material.cert_pem.as_bytes())
+            .map_err(|e| Error::Ca(crate::ca::CaError::BadKey(e.to_string())))?;
         Ok(CaInfo {
             path: self.ca_cert_path().display().to_string(),
             common_name: material.common_name,
@@ -109,5 +113,78 @@ impl Vault {
             write_private(&bundle_path, bundle.as_bytes(), false)?;
         }
         Ok(())
+    }
+}
+
+impl Vault {
+    /// What `aivault ca trust` runs to trust this vault's CA system-wide (`--dry-run` prints it).
+    pub fn ca_trust_commands(&self) -> Result<Vec<Vec<String>>> {
+        self.ca_material()?;
+        let commands = trust_commands(&self.ca_cert_path());
+        if commands.is_empty() {
+            return Err(Error::invalid(
+                "no known system trust store here; trust `aivault ca path` in your client, or use `aivault run`",
+            ));
+        }
+        Ok(commands)
+    }
+}
+
+/// Runs the trust-store commands in order; the first that fails stops the rest.
+pub fn run_trust_commands(commands: &[Vec<String>]) -> Result<()> {
+    for c in commands {
+        let Some((program, args)) = c.split_first() else { continue };
+        let status = std::process::Command::new(program)
+            .args(args)
+            .status()
+            .map_err(Error::io(format!("cannot run {program}")))?;
+        if !status.success() {
+            return Err(Error::Io {
+                what: format!("`{}` failed ({status})", c.join(" ")),
+                source: std::io::Error::other("the trust store was not changed; try again with sudo"),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// The commands that install `cert` into this system's trust store (empty: none known).
+fn trust_commands(cert: &std::path::Path) -> Vec<Vec<String>> {
+    let cert = cert.display().to_string();
+    if std::path::Path::new("/usr/sbin/update-ca-certificates").exists() {
+        vec![
+            vec![
+                "install".into(),
+                "-m".into(),
+                "0644".into(),
+                cert,
+                "/usr/local/share/ca-certificates/aivault.crt".into(),
+            ],
+            vec!["update-ca-certificates".into()],
+        ]
+    } else if std::path::Path::new("/usr/bin/update-ca-trust").exists() {
+        vec![
+            vec![
+                "install".into(),
+                "-m".into(),
+                "0644".into(),
+                cert,
+                "/etc/pki/ca-trust/source/anchors/aivault.pem".into(),
+            ],
+            vec!["update-ca-trust".into(), "extract".into()],
+        ]
+    } else if std::path::Path::new("/usr/bin/security").exists() {
+        vec![vec![
+            "security".into(),
+            "add-trusted-cert".into(),
+            "-d".into(),
+            "-r".into(),
+            "trustRoot".into(),
+            "-k".into(),
+            "/Library/Keychains/System.keychain".into(),
+            cert,
+        ]]
+    } else {
+        vec![]
     }
 }

@@ -87,8 +87,9 @@ impl Vault {
                     out.strategy = Some(auth.kind().to_owned());
                     out.injects = auth
                         .owned_headers()
-                        .into_iter()
-                        .chain(auth.owned_query_params().into_iter().map(|q| format!("?{q}")))
+                        .iter()
+                        .map(|h| h.as_str().to_owned())
+                        .chain(auth.owned_query().iter().map(|q| format!("?{q}")))
                         .collect();
                 }
                 if !https && !sel.rule.allow_http {

@@ -20,6 +20,29 @@ const EXEC_TIMEOUT: Duration = Duration::from_secs(10);
 /// How often a file source's modification time is checked between TTL expiries.
 const FILE_CHECK: Duration = Duration::from_secs(1);
 
+/// Why a source gave no value. Never carries the value (or any of its output).
+#[derive(Debug, thiserror::Error)]
+pub enum FetchError {
+    #[error("cannot read {path}: {source}")]
+    Read { path: String, source: std::io::Error },
+    #[error("cannot start it: {0}")]
+    Start(std::io::Error),
+    #[error("cannot wait for it: {0}")]
+    Wait(std::io::Error),
+    #[error("its output could not be read")]
+    Output,
+    #[error("it did not finish within {} s", EXEC_TIMEOUT.as_secs())]
+    Timeout,
+    #[error("it exited with status {0}")]
+    Status(i32),
+    #[error("it was killed by a signal")]
+    Signal,
+    #[error("the value is larger than {MAX_VALUE} bytes")]
+    TooLarge,
+    #[error("it produced an empty value")]
+    Empty,
+}
+
 struct Entry {
     source: Source,
     value: SecretBytes,
@@ -36,7 +59,7 @@ pub struct ExternalCache {
 
 impl ExternalCache {
     /// The value of `secret_id` from `source`: cached while fresh, fetched otherwise.
-    pub fn get(&self, secret_id: &str, source: &Source) -> Result<SecretBytes, String> {
+    pub fn get(&self, secret_id: &str, source: &Source) -> Result<SecretBytes, FetchError> {
         let ttl = Duration::from_secs(source.ttl_secs());
         {
             let mut map = self.entries.lock().unwrap_or_else(|p| p.into_inner());
@@ -74,7 +97,7 @@ fn modified(path: &std::path::Path) -> Option<SystemTime> {
 }
 
 /// Fetches, moving off the async workers when called from a multi-threaded runtime.
-fn fetch_blocking(source: &Source) -> Result<SecretBytes, String> {
+fn fetch_blocking(source: &Source) -> Result<SecretBytes, FetchError> {
     match tokio::runtime::Handle::try_current() {
         Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
             tokio::task::block_in_place(|| fetch(source))
@@ -84,29 +107,28 @@ fn fetch_blocking(source: &Source) -> Result<SecretBytes, String> {
 }
 
 /// Reads the value once (no cache).
-pub fn fetch(source: &Source) -> Result<SecretBytes, String> {
+pub fn fetch(source: &Source) -> Result<SecretBytes, FetchError> {
     let mut value = match source {
         Source::File { path, .. } => {
-            let f = std::fs::File::open(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+            let read = |source| FetchError::Read { path: path.display().to_string(), source };
+            let f = std::fs::File::open(path).map_err(read)?;
             let mut buf = SecretBytes::new(Vec::new());
-            f.take(MAX_VALUE + 1)
-                .read_to_end(buf.as_mut_vec())
-                .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+            f.take(MAX_VALUE + 1).read_to_end(buf.as_mut_vec()).map_err(read)?;
             buf
         }
         Source::Exec { command, .. } => run(command)?,
     };
     if value.expose().len() as u64 > MAX_VALUE {
-        return Err(format!("the value is larger than {MAX_VALUE} bytes"));
+        return Err(FetchError::TooLarge);
     }
     value.trim_trailing_newlines();
     if value.is_empty() {
-        return Err("it produced an empty value".into());
+        return Err(FetchError::Empty);
     }
     Ok(value)
 }
 
-fn run(command: &str) -> Result<SecretBytes, String> {
+fn run(command: &str) -> Result<SecretBytes, FetchError> {
     let mut cmd = std::process::Command::new("sh");
     cmd.arg("-c").arg(command);
     for (k, _) in std::env::vars_os() {
@@ -116,8 +138,8 @@ fn run(command: &str) -> Result<SecretBytes, String> {
         }
     }
     cmd.stdin(std::process::Stdio::null()).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::null());
-    let mut child = cmd.spawn().map_err(|e| format!("cannot start it: {e}"))?;
-    let mut out = child.stdout.take().ok_or("no output")?;
+    let mut child = cmd.spawn().map_err(FetchError::Start)?;
+    let mut out = child.stdout.take().ok_or(FetchError::Output)?;
     let reader = std::thread::spawn(move || {
         let mut buf = SecretBytes::new(Vec::new());
         let r = (&mut out).take(MAX_VALUE + 1).read_to_end(buf.as_mut_vec());
@@ -131,17 +153,14 @@ fn run(command: &str) -> Result<SecretBytes, String> {
             Ok(None) => {
                 let _ = child.kill();
                 let _ = child.wait();
-                return Err(format!("it did not finish within {} s", EXEC_TIMEOUT.as_secs()));
+                return Err(FetchError::Timeout);
             }
-            Err(e) => return Err(format!("cannot wait for it: {e}")),
+            Err(e) => return Err(FetchError::Wait(e)),
         }
     };
-    let value = reader.join().map_err(|_| "its output could not be read")?.map_err(|e| e.to_string())?;
+    let value = reader.join().map_err(|_| FetchError::Output)?.map_err(|_| FetchError::Output)?;
     if !status.success() {
-        return Err(match status.code() {
-            Some(c) => format!("it exited with status {c}"),
-            None => "it was killed by a signal".into(),
-        });
+        return Err(status.code().map_or(FetchError::Signal, FetchError::Status));
     }
     Ok(value)
 }
@@ -181,9 +200,10 @@ mod tests {
 
     #[test]
     fn failures_name_the_problem_not_the_value() {
-        assert_eq!(fetch(&exec("exit 3", 1)).unwrap_err(), "it exited with status 3");
-        assert_eq!(fetch(&exec("true", 1)).unwrap_err(), "it produced an empty value");
+        assert_eq!(fetch(&exec("exit 3", 1)).unwrap_err().to_string(), "it exited with status 3");
+        assert_eq!(fetch(&exec("true", 1)).unwrap_err().to_string(), "it produced an empty value");
         let e = fetch(&exec("echo SENTINEL-out; exit 1", 1)).unwrap_err();
-        assert!(!e.contains("SENTINEL"), "{e}");
+        let shown = format!("{e} {e:?}");
+        assert!(!shown.contains("SENTINEL"), "{shown}");
     }
 }

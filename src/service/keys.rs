@@ -52,8 +52,7 @@ pub(super) fn load(cfg: &Config, store_existed: bool) -> Result<(MasterKey, Stri
 
 fn read_key_file(path: &Path) -> Result<MasterKey> {
     let text = zeroize::Zeroizing::new(
-        std::fs::read_to_string(path)
-            .map_err(|e| Error::Io(format!("cannot read master key {}: {e}", path.display())))?,
+        std::fs::read_to_string(path).map_err(Error::io(format!("cannot read master key {}", path.display())))?,
     );
     let mode = std::fs::metadata(path)?.permissions().mode() & 0o777;
     if mode & 0o077 != 0 {

@@ -247,7 +247,8 @@ pub(crate) fn seal_secret(
 
 /// Records a management event and marks the state changed, inside the command's transaction.
 pub(crate) fn record(tx: &mut WriteTx, event: AuditEvent) -> Result<()> {
-    let bytes = serde_json::to_vec(&event).map_err(|e| Error::Io(e.to_string()))?;
+    let bytes =
+        serde_json::to_vec(&event).map_err(|e| Error::Internal(format!("an audit record does not encode: {e}")))?;
     tx.append_audit(&[bytes], audit_retention())?;
     tx.bump_generation()?;
     Ok(())
@@ -313,11 +314,12 @@ fn ensure_private_dir(dir: &Path) -> Result<()> {
             .recursive(true)
             .mode(0o700)
             .create(dir)
-            .map_err(|e| Error::Io(format!("cannot create data directory {}: {e}", dir.display())))?;
+            .map_err(Error::io(format!("cannot create data directory {}", dir.display())))?;
     }
-    let meta = std::fs::metadata(dir).map_err(|e| {
-        Error::Io(format!("cannot read data directory {}: {e}; run aivault as the user that owns it", dir.display()))
-    })?;
+    let meta = std::fs::metadata(dir).map_err(Error::io(format!(
+        "cannot read data directory {} (run aivault as the user that owns it)",
+        dir.display()
+    )))?;
     if !meta.is_dir() {
         return Err(Error::invalid(format!("{} is not a directory", dir.display())));
     }

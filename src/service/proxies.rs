@@ -39,7 +39,8 @@ pub fn announce(home: &Path, a: &Announcement) -> Result<()> {
             .create(&d)
             .or_else(|e| if e.kind() == std::io::ErrorKind::AlreadyExists { Ok(()) } else { Err(e) })?;
     }
-    let text = serde_json::to_vec(a).map_err(|e| Error::Io(e.to_string()))?;
+    let text =
+        serde_json::to_vec(a).map_err(|e| Error::Internal(format!("a proxy announcement does not encode: {e}")))?;
     super::keys::write_private(&file(home, a), &text, false)
 }
 
@@ -92,7 +93,8 @@ struct ConsoleAnnouncement {
 /// Records that this process serves the console at `url`.
 pub fn announce_console(home: &Path, url: &str) -> Result<()> {
     let a = ConsoleAnnouncement { pid: std::process::id(), url: url.to_owned() };
-    let text = serde_json::to_vec(&a).map_err(|e| Error::Io(e.to_string()))?;
+    let text =
+        serde_json::to_vec(&a).map_err(|e| Error::Internal(format!("a proxy announcement does not encode: {e}")))?;
     super::keys::write_private(&home.join("console.json"), &text, false)
 }
 

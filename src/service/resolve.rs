@@ -8,7 +8,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use super::Vault;
-use crate::auth::{AuthConfig, Material};
+use crate::auth::{Material, Strategy};
 use crate::crypto::{self, MasterKey};
 use crate::error::{Error, Result};
 use crate::policy::limit::{Exceeded, Limiter};
@@ -31,7 +31,7 @@ pub struct Snapshot {
     pub generation: u64,
     pub policy: Policy,
     capabilities: HashMap<String, CapabilityMeta>,
-    credentials: HashMap<String, (CredentialRow, Vec<HostPattern>)>,
+    credentials: HashMap<String, Cred>,
     by_provider: HashMap<String, Vec<String>>,
     bindings: HashMap<String, Vec<BindingRow>>,
     attachments: HashSet<(String, String, String)>,
@@ -39,7 +39,7 @@ pub struct Snapshot {
     agents: HashMap<String, AgentRow>,
     /// Providers whose strategy puts the secret in the path, so the agent's placeholder segment
     /// is stripped before matching.
-    path_auth: HashMap<String, AuthConfig>,
+    path_auth: HashMap<String, Arc<Strategy>>,
     ca_name: Option<String>,
     registry: &'static Registry,
     /// Decided approvals by id, and standing allowances by (agent, capability) → until.
@@ -51,6 +51,14 @@ pub struct Snapshot {
     /// Values of external secrets, fetched on demand and kept for their TTL (carried over from
     /// one snapshot to the next, like the limiters).
     external: Arc<super::external::ExternalCache>,
+}
+
+/// A credential as the snapshot holds it: its row, its hosts parsed, its strategy compiled.
+struct Cred {
+    row: CredentialRow,
+    hosts: Vec<HostPattern>,
+    /// `None` when the stored strategy does not compile (a damaged row): it never serves.
+    strategy: Option<Arc<Strategy>>,
 }
 
 const LIMIT_KINDS: [&str; 3] = ["agent", "capability", "credential"];
@@ -75,7 +83,7 @@ pub enum Pick {
         provider: String,
         secret_id: String,
         level: Level,
-        auth: AuthConfig,
+        auth: Arc<Strategy>,
         origin: String,
         field: String,
     },
@@ -137,7 +145,7 @@ pub struct Considered {
 pub struct ResolvedCredential {
     pub credential_id: String,
     pub provider: String,
-    pub auth: AuthConfig,
+    pub auth: Arc<Strategy>,
     pub level: Level,
     /// The secrets read, with the version each was at (OAuth token state follows these).
     pub secrets: Vec<(String, u32)>,
@@ -191,7 +199,14 @@ impl Snapshot {
                 for c in tx.list::<CredentialRow>()? {
                     let hosts = c.hosts.iter().filter_map(|h| HostPattern::parse(h).ok()).collect();
                     by_provider.entry(c.provider.clone()).or_default().push(c.id.clone());
-                    credentials.insert(c.id.clone(), (c, hosts));
+                    let strategy = match Strategy::compile(&c.auth) {
+                        Ok(s) => Some(Arc::new(s)),
+                        Err(e) => {
+                            tracing::warn!(credential = %c.id, error = %e, "stored strategy does not compile; the credential cannot serve");
+                            None
+                        }
+                    };
+                    credentials.insert(c.id.clone(), Cred { row: c, hosts, strategy });
                 }
                 let mut bindings: HashMap<String, Vec<BindingRow>> = HashMap::new();
                 for b in tx.list::<BindingRow>()? {
@@ -204,13 +219,13 @@ impl Snapshot {
                     .collect();
                 let mut path_auth = HashMap::new();
                 for p in registry.providers() {
-                    if matches!(p.def.auth, AuthConfig::Path { .. }) {
-                        path_auth.insert(p.id().to_owned(), p.def.auth.clone());
+                    if p.strategy.is_path() {
+                        path_auth.insert(p.id().to_owned(), p.strategy.clone());
                     }
                 }
-                for (c, _) in credentials.values() {
-                    if matches!(c.auth, AuthConfig::Path { .. }) {
-                        path_auth.insert(c.provider.clone(), c.auth.clone());
+                for c in credentials.values() {
+                    if let Some(s) = c.strategy.as_ref().filter(|s| s.is_path()) {
+                        path_auth.insert(c.row.provider.clone(), s.clone());
                     }
                 }
                 let ca_name = tx.get::<crate::store::CaRow>("root")?.map(|c| c.common_name);
@@ -366,8 +381,8 @@ impl Snapshot {
         let (_, meta) = self
             .capability(cap_id)
             .ok_or_else(|| Error::not_found("capability", cap_id, "list them with `aivault capability list`"))?;
-        let serves_host = |c: &&(CredentialRow, Vec<HostPattern>)| c.1.iter().any(|h| h.matches(host, port));
-        let candidates: Vec<&(CredentialRow, Vec<HostPattern>)> = match &meta.credential {
+        let serves_host = |c: &&Cred| c.hosts.iter().any(|h| h.matches(host, port));
+        let candidates: Vec<&Cred> = match &meta.credential {
             Some(id) => self.credentials.get(id).into_iter().filter(serves_host).collect(),
             None => self
                 .by_provider
@@ -380,12 +395,12 @@ impl Snapshot {
         };
         let cand: Vec<CredentialCandidate<'_>> = candidates
             .iter()
-            .map(|(c, hosts)| CredentialCandidate {
-                id: &c.id,
-                scope: &c.scope,
-                secret_ids: c.secrets.values().map(String::as_str).collect(),
-                exact_host: hosts.iter().any(|h| !h.is_wildcard() && h.matches(host, port)),
-                manual: c.origin == crate::store::Origin::Manual,
+            .map(|c| CredentialCandidate {
+                id: &c.row.id,
+                scope: &c.row.scope,
+                secret_ids: c.row.secrets.values().map(String::as_str).collect(),
+                exact_host: c.hosts.iter().any(|h| !h.is_wildcard() && h.matches(host, port)),
+                manual: c.row.origin == crate::store::Origin::Manual,
             })
             .collect();
         let bind: Vec<BindingCandidate<'_>> = self
@@ -405,7 +420,7 @@ impl Snapshot {
                 // The binding supplies the secret; the strategy comes from the registry or from the
                 // credential that would otherwise serve this context.
                 let template = match self.registry.provider(&meta.provider) {
-                    Some(p) => Some((p.def.auth.clone(), meta.provider.clone())),
+                    Some(p) => Some((p.strategy.clone(), meta.provider.clone())),
                     None => scope::resolve(ctx, &[], &cand, &attached)
                         .ok()
                         .and_then(|r| match r {
@@ -413,7 +428,7 @@ impl Snapshot {
                             Resolved::Binding { .. } => None,
                         })
                         .or_else(|| candidates.first().copied())
-                        .map(|(c, _)| (c.auth.clone(), c.id.clone())),
+                        .and_then(|c| Some((c.strategy.clone()?, c.row.id.clone()))),
                 };
                 let (auth, origin) = template.ok_or_else(|| Error::Denied {
                     code: crate::refusal::ErrorCode::NoCredential,
@@ -437,9 +452,9 @@ impl Snapshot {
     }
 
     /// The strategy a pick would inject with (nothing decrypted).
-    pub fn auth_of<'a>(&'a self, pick: &'a Pick) -> Option<&'a AuthConfig> {
+    pub fn auth_of<'a>(&'a self, pick: &'a Pick) -> Option<&'a Strategy> {
         match pick {
-            Pick::Credential { id, .. } => self.credentials.get(id).map(|(c, _)| &c.auth),
+            Pick::Credential { id, .. } => self.credentials.get(id).and_then(|c| c.strategy.as_deref()),
             Pick::Binding { auth, .. } => Some(auth),
         }
     }
@@ -466,7 +481,8 @@ impl Snapshot {
     pub fn open(&self, key: &MasterKey, pick: &Pick) -> Result<ResolvedCredential> {
         match pick {
             Pick::Credential { id, level } => {
-                let (row, _) = self.credentials.get(id).ok_or_else(|| unavailable(id))?;
+                let cred = self.credentials.get(id).ok_or_else(|| unavailable(id))?;
+                let (row, strategy) = (&cred.row, cred.strategy.clone().ok_or_else(|| unavailable(id))?);
                 let mut material = Material::default();
                 let mut secrets = Vec::new();
                 for (field, secret_id) in &row.secrets {
@@ -479,7 +495,7 @@ impl Snapshot {
                 Ok(ResolvedCredential {
                     credential_id: row.id.clone(),
                     provider: row.provider.clone(),
-                    auth: row.auth.clone(),
+                    auth: strategy,
                     level: *level,
                     secrets,
                     material,
@@ -636,9 +652,9 @@ impl Snapshot {
             None => self.by_provider.get(&meta.provider).into_iter().flatten().collect(),
         };
         for id in ids {
-            if let Some((c, hosts)) = self.credentials.get(id) {
-                let visible = ctx.workspace_id.is_some() || c.scope == crate::scope::Scope::Global;
-                for h in hosts {
+            if let Some(c) = self.credentials.get(id) {
+                let visible = ctx.workspace_id.is_some() || c.row.scope == crate::scope::Scope::Global;
+                for h in &c.hosts {
                     if visible && !h.is_wildcard() && rule.hosts.iter().any(|r| r.matches(h.host(), h.port())) {
                         return Ok((h.host().to_owned(), h.port()));
                     }

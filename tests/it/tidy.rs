@@ -6,6 +6,8 @@
 //! - Each external crate with an owner is used only by the module that owns it.
 //! - Every file starts with a `//!` header and stays under 800 lines.
 //! - In `auth` and `proxy`, a field whose name says it holds a token or secret is not a `String`.
+//! - Errors are typed: no `Result<_, String>` and no `Result<_, Response>` anywhere in `src/`, and
+//!   the `x-aivault-error` header is named in exactly one place (`proxy/respond.rs`).
 //!
 //! Each rule's exceptions are listed here by name with the reason; an exception that no longer
 //! applies fails the test too, so the list only shrinks.
@@ -241,6 +243,35 @@ fn owned_crates_stay_with_their_owner() {
             "stale exception {m} uses {k} ({why}): remove it"
         );
     }
+}
+
+#[test]
+fn errors_are_typed_and_the_refusal_header_is_written_once() {
+    let mut violations = Vec::new();
+    let mut header_sites = Vec::new();
+    for path in sources() {
+        let text = std::fs::read_to_string(&path).unwrap();
+        for (n, line) in code_lines(&text).iter().enumerate() {
+            let compact: String = line.chars().filter(|c| !c.is_whitespace()).collect();
+            for bad in [",String>", ",Response>", ",Response<"] {
+                if compact.contains("Result<") && compact.contains(bad) {
+                    violations.push(format!("{}:{}: {}", path.display(), n + 1, line.trim()));
+                }
+            }
+        }
+        // String literals are stripped by code_lines; look at the raw text outside comments.
+        for (n, line) in text.lines().enumerate() {
+            let t = line.trim_start();
+            if !t.starts_with("//") && t.contains("\"x-aivault-error\"") {
+                header_sites.push(format!("{}:{}", path.display(), n + 1));
+            }
+        }
+    }
+    assert!(violations.is_empty(), "untyped errors (use a module error type):\n{}", violations.join("\n"));
+    assert!(
+        header_sites.len() == 1 && header_sites[0].contains("proxy/respond.rs"),
+        "x-aivault-error must be named once, in proxy/respond.rs: {header_sites:?}"
+    );
 }
 
 #[test]
