@@ -341,6 +341,14 @@ def markdown(results):
                 f"| PostgreSQL | {pg['rps']:.0f} | {pg.get('cpu_us_per_req') or 0:.1f} |", "",
                 f"Change propagation to a second proxy ({prop['n']} changes): p50 {prop['p50']:.1f} ms, "
                 f"p99 {prop['p99']:.1f} ms, max {prop['max']:.1f} ms."]
+    if r.get("baseline"):
+        b = r["baseline"]
+        cur, base = b["current"], b["baseline"]
+        out += ["", "## Before / after (W1 c=32, interleaved ×3, medians)", "", f"Baseline binary: `{b['binary']}`", "",
+                "| build | req/s | CPU µs/req |", "|---|---|---|",
+                f"| baseline | {base['rps']:.0f} | {base['cpu_us_per_req']:.1f} |",
+                f"| current | {cur['rps']:.0f} | {cur['cpu_us_per_req']:.1f} |", "",
+                f"Change in CPU per request: {100 * (cur['cpu_us_per_req'] / base['cpu_us_per_req'] - 1):+.1f} %."]
     if r.get("micro_ns"):
         out += ["", "## Micro-benchmarks (criterion, ns per iteration)", "", "| benchmark | ns |", "|---|---|"]
         out += [f"| {k} | {v} |" for k, v in r["micro_ns"].items()]
@@ -374,6 +382,9 @@ def main():
     ap.add_argument("--out", default=os.path.join(ROOT, "benches", "results"))
     ap.add_argument("--no-mitmproxy", action="store_true")
     ap.add_argument("--no-squid", action="store_true")
+    ap.add_argument("--baseline", metavar="AIVAULT_BINARY",
+                    help="also measure this aivault binary (an earlier commit's release build) on the same vault, "
+                         "interleaved with the current one: the before/after of a change in one run")
     args = ap.parse_args()
     smoke = args.smoke
     dur = 2 if smoke else 8
@@ -439,6 +450,9 @@ def main():
             "direct": hey(url, 1, dur, headers=[f"Authorization: Bearer {SECRET}"]),
         }
         colo.stop()
+        if args.baseline:
+            log("baseline: keep-alive c=32, current and baseline interleaved")
+            results["baseline"] = before_after(args.baseline, home, env, token, url, placeholder, dur, aiv)
         log("W2 new connection per request")
         results["W2"] = {"direct": hey(url, 32, dur, headers=[f"Authorization: Bearer {SECRET}"], keepalive=False)}
         for name, (proc, purl) in peers.items():
@@ -521,6 +535,27 @@ def main():
             p.stop()
         open(HOSTS_FILE, "w").write(original_hosts)
         shutil.rmtree(work, ignore_errors=True)
+
+
+def before_after(binary, home, env, token, url, placeholder, dur, current):
+    """W1 c=32 on the current proxy and on `binary` (same vault, same CPU), alternating three times
+    so drift in the machine hits both; reports the medians of CPU per request and req/s."""
+    base = Proc("aivault-baseline", [binary, "--home", home, "proxy", "--listen", "127.0.0.1:18089",
+                                      "--console-listen", "off"], 1, env=env, ready="listening on")
+    runs = {"current": [], "baseline": []}
+    try:
+        for _ in range(3):
+            runs["current"].append(hey(url, 32, dur, proxy=f"http://agent:{token}@127.0.0.1:18081",
+                                       headers=placeholder, pid=current.pid))
+            runs["baseline"].append(hey(url, 32, dur, proxy=f"http://agent:{token}@127.0.0.1:18089",
+                                        headers=placeholder, pid=base.pid))
+    finally:
+        base.stop()
+    out = {"binary": binary, "runs": runs}
+    for k, v in runs.items():
+        out[k] = {"cpu_us_per_req": statistics.median(r["cpu_us_per_req"] for r in v),
+                  "rps": statistics.median(r["rps"] for r in v)}
+    return out
 
 
 def start_postgres(work):

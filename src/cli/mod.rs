@@ -4,6 +4,7 @@ mod agent;
 mod approval;
 mod capability;
 mod credential;
+mod env;
 mod limit;
 mod misc;
 mod oauth;
@@ -67,6 +68,9 @@ pub enum Command {
     Proxy(proxy::ServeArgs),
     /// Run a command with the proxy and CA wired in; exits with the command's status.
     Run(proxy::RunArgs),
+    /// Print the variables `run` sets (proxy, CA bundle, placeholders) for a shell:
+    /// eval "$(aivault env --agent NAME)". Mints a session agent that lives until revoked.
+    Env(env::EnvArgs),
     /// Manage agent identities (proxy tokens).
     #[command(subcommand, alias = "agents")]
     Agent(agent::AgentCmd),
@@ -124,6 +128,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Invoke(args) => capability::invoke(&cfg, out, args),
         Command::Proxy(args) => proxy::serve(&cfg, out, args),
         Command::Run(args) => proxy::run(&cfg, args),
+        Command::Env(args) => env::run(&cfg, out, args),
         Command::Agent(cmd) => agent::run_agent(&cfg, out, cmd),
         Command::Ca(cmd) => agent::run_ca(&cfg, out, cmd),
         Command::Oauth(cmd) => oauth::run(&cfg, out, cmd),

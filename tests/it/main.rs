@@ -3,6 +3,7 @@
 
 mod support;
 
+mod agent_env;
 mod approvals;
 mod aws_sigv4;
 mod cli_capabilities;

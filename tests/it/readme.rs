@@ -1,6 +1,5 @@
-//! The README quickstart runs verbatim (with api.example.com pointed at the fake upstream).
+//! The README blocks run verbatim (the quickstart brings its own stand-in upstream).
 
-use crate::support::upstream::FakeUpstream;
 use crate::support::{TestVault, run_client};
 
 #[test]
@@ -12,22 +11,53 @@ fn readme_quickstart_runs_as_written() {
         .and_then(|rest| rest.split("<!-- readme-quickstart:end -->").next())
         .expect("quickstart markers");
     let script = block.trim().trim_start_matches("```bash").trim_end_matches("```");
-    let up = FakeUpstream::start();
     let v = TestVault::new();
     let bin_dir = assert_cmd::cargo::cargo_bin("aivault").parent().unwrap().to_path_buf();
+    // `cargo test` has built the example already; a `cargo` shim runs that build instead of a
+    // release build from scratch. Everything else in the block runs as written.
+    let example = bin_dir.join("examples").join("echo_upstream");
+    assert!(example.exists(), "cargo test builds examples: {}", example.display());
+    let shims = v.dir.path().join("shims");
+    std::fs::create_dir_all(&shims).unwrap();
+    let shim = shims.join("cargo");
+    std::fs::write(
+        &shim,
+        format!(
+            "#!/bin/sh\n[ \"$*\" = \"${{*#run --release -q --example echo_upstream -- }}\" ] && {{ echo \"unexpected: cargo $*\" >&2; exit 97; }}\nshift 6\nexec {} \"$@\"\n",
+            example.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&shim, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
     let mut cmd = std::process::Command::new("bash");
-    cmd.args(["-euo", "pipefail", "-c", script]);
+    cmd.args(["-euo", "pipefail", "-c", script]).current_dir(env!("CARGO_MANIFEST_DIR"));
     cmd.env_clear()
-        .env("PATH", format!("{}:{}", bin_dir.display(), std::env::var("PATH").unwrap_or_default()))
+        .env("PATH", format!("{}:{}:{}", shims.display(), bin_dir.display(), std::env::var("PATH").unwrap_or_default()))
         .env("HOME", v.dir.path())
-        .env("TMPDIR", v.dir.path())
-        .env("AIVAULT_RESOLVE", up.resolve("api.example.com"))
-        .env("AIVAULT_UPSTREAM_CA", &up.ca_path);
+        .env("TMPDIR", v.dir.path());
+    for (k, val) in &v.env {
+        cmd.env(k, val);
+    }
     let (code, out, err) = run_client(&mut cmd);
     assert_eq!(code, 0, "README quickstart failed:\n{out}\n{err}");
     assert!(out.contains("Credential auto-provisioned: openai (17 capabilities enabled)"), "{out}");
-    assert!(out.contains("\"ok\":true"), "{out}");
-    assert_eq!(up.last().headers_named("authorization"), vec!["Bearer my-key"]);
+    assert!(out.contains("the agent holds OPENAI_API_KEY=aivault-placeholder"), "{out}");
+    // What the stand-in upstream printed: the real keys arrived.
+    assert!(out.contains("echo_upstream received GET /v1/models"), "{out}");
+    assert!(out.contains("authorization: Bearer sk-your-key"), "{out}");
+    assert!(
+        out.contains("echo_upstream received GET /v1/users") && out.contains("authorization: Bearer my-key"),
+        "{out}"
+    );
+    // What the agent saw of the echo: masked.
+    let agent_saw: Vec<&str> = out.lines().filter(|l| l.starts_with("{\"headers\"")).collect();
+    assert_eq!(agent_saw.len(), 2, "{out}");
+    for line in agent_saw {
+        assert!(
+            line.contains("\"authorization\":\"Bearer *") && !line.contains("sk-your-key") && !line.contains("my-key"),
+            "{line}"
+        );
+    }
     assert!(out.contains("secret.create"), "{out}");
 }
 

@@ -5,6 +5,8 @@
 //! lifetime. The session is deleted when the child exits. What the child may not see (the vault's
 //! variables, files and processes) is `sandbox`'s business.
 
+pub mod env;
+
 use std::collections::BTreeMap;
 use std::io::{Read as _, Write as _};
 use std::net::{SocketAddr, TcpStream};
