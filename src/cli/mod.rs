@@ -67,6 +67,12 @@ pub enum Command {
     /// Run the intercepting proxy in the foreground.
     Proxy(proxy::ServeArgs),
     /// Run a command with the proxy and CA wired in; exits with the command's status.
+    ///
+    /// A running `aivault proxy` for this vault serves the command when it runs with the same
+    /// --unmatched, --resolve, --upstream-ca and --sigv4-max-body-bytes; otherwise (or when none
+    /// runs) a private proxy with the flags given serves it for the command's lifetime, and `run`
+    /// says which flags differ. The other proxy flags (limits, timeouts) apply only to a private
+    /// proxy. When the command exits, refused requests are summarised on stderr.
     Run(proxy::RunArgs),
     /// Print the variables `run` sets (proxy, CA bundle, placeholders) for a shell:
     /// eval "$(aivault env --agent NAME)". Mints a session agent that lives until revoked.

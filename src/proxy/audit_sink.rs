@@ -27,6 +27,8 @@ pub const QUEUE: usize = 65_536;
 pub struct AuditSink {
     tx: mpsc::Sender<AuditEvent>,
     spill: std::sync::Arc<Spill>,
+    /// Refusals per run/env session, counted as they are recorded.
+    pub sessions: std::sync::Arc<super::session_tally::Tally>,
 }
 
 struct Spill {
@@ -147,11 +149,12 @@ impl AuditSink {
                 }
             }
         });
-        (AuditSink { tx, spill }, task)
+        (AuditSink { tx, spill, sessions: Default::default() }, task)
     }
 
     /// Queues a record; never blocks and never loses it (a full queue spills to disk).
     pub fn record(&self, event: AuditEvent) {
+        self.sessions.note(&event);
         match self.tx.try_send(event) {
             Ok(()) => {}
             Err(mpsc::error::TrySendError::Full(event) | mpsc::error::TrySendError::Closed(event)) => {
@@ -183,7 +186,7 @@ mod tests {
             lock: Mutex::new(()),
             waiting: AtomicUsize::new(0),
         });
-        let sink = AuditSink { tx, spill: spill.clone() };
+        let sink = AuditSink { tx, spill: spill.clone(), sessions: Default::default() };
         for i in 0..10 {
             let mut e = AuditEvent::new("proxy.request");
             e.ts_ms = i;

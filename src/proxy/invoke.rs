@@ -138,7 +138,12 @@ pub fn run(cfg: &Config, net: &UpstreamConfig, req: InvokeRequest) -> Result<Inv
             request = request.header(name, value);
         }
         let request = request.body(respond::full(req.body)).map_err(|e| Error::invalid(e.to_string()))?;
-        let caller = Caller { agent: "cli".into(), ctx: req.ctx.clone(), grants: std::sync::Arc::from(Vec::new()) };
+        let caller = Caller {
+            agent: "cli".into(),
+            ctx: req.ctx.clone(),
+            grants: std::sync::Arc::from(Vec::new()),
+            session: None,
+        };
         let dest = Destination { https: port != 80, host, port, capability: Some(req.capability.clone()) };
         let outcome = pipeline::serve(&shared, &caller, &dest, request).await;
         let response = match outcome {

@@ -95,7 +95,7 @@ pub async fn intercept(
 fn tls_failure(state: &ProxyState, agent: &Agent, host: &str, why: &str) {
     tracing::debug!(host, why, "interception refused");
     let mut e = AuditEvent::new("proxy.tls");
-    e.agent = Some(agent.caller.agent.clone());
+    agent.caller.stamp(&mut e);
     e.host = Some(host.to_owned());
     e.outcome = Some("tls_refused".into());
     e.detail = Some(why.to_owned());

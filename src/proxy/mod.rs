@@ -23,6 +23,7 @@ pub mod redact;
 pub mod refusal_log;
 pub mod respond;
 pub mod server;
+pub mod session_tally;
 pub mod sign;
 pub mod splice;
 pub mod state;

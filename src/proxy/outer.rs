@@ -55,8 +55,12 @@ pub fn authenticate(state: &ProxyState, headers: &http::HeaderMap) -> Result<Age
     let snapshot = state.shared.snapshot.load();
     match snapshot.agent_by_hash(&hash) {
         Some(agent) => {
-            let caller =
-                Caller { agent: agent.name.clone(), ctx: agent.context.clone(), grants: agent.grants.clone().into() };
+            let caller = Caller {
+                agent: agent.name.clone(),
+                ctx: agent.context.clone(),
+                grants: agent.grants.clone().into(),
+                session: agent.session.then(|| Arc::from(agent.id.as_str())),
+            };
             Ok(Agent { caller, token_hash: hash })
         }
         None => Err(Refusal::new(ErrorCode::ProxyAuthRequired, "the agent token is invalid or revoked")),
@@ -67,9 +71,7 @@ pub fn authenticate(state: &ProxyState, headers: &http::HeaderMap) -> Result<Age
 fn refuse(state: &ProxyState, agent: Option<&Agent>, host: &str, method: &str, refusal: &Refusal) -> Response<Body> {
     let mut e = AuditEvent::new("proxy.connect");
     if let Some(a) = agent {
-        e.agent = Some(a.caller.agent.clone());
-        e.workspace_id = a.caller.ctx.workspace_id.clone();
-        e.group_id = a.caller.ctx.group_id.clone();
+        a.caller.stamp(&mut e);
     }
     e.host = Some(host.to_owned());
     e.method = Some(method.to_owned());
@@ -142,7 +144,7 @@ async fn absolute_form(state: Arc<ProxyState>, slot: &Slot, req: Request<Incomin
         Err(refusal) => return refuse(&state, None, &host, req.method().as_str(), &refusal),
     };
     if host == INTERNAL_HOST && !https {
-        return internal(&state, req.uri().path());
+        return internal(&state, &agent, req.uri().path());
     }
     let dest = Destination { https, host, port, capability: None };
     let req = req.map(|b| b.map_err(Into::into).boxed());
@@ -155,7 +157,7 @@ async fn absolute_form(state: Arc<ProxyState>, slot: &Slot, req: Request<Incomin
     pipeline::handle(&state.shared, &agent.caller, &dest, req).await
 }
 
-fn internal(state: &ProxyState, path: &str) -> Response<Body> {
+fn internal(state: &ProxyState, agent: &Agent, path: &str) -> Response<Body> {
     match path {
         "/ping" => {
             let body = serde_json::json!({
@@ -164,6 +166,14 @@ fn internal(state: &ProxyState, path: &str) -> Response<Body> {
                 "leaf_certificates_minted": state.ca().minted(),
             });
             respond::json(http::StatusCode::OK, &body)
+        }
+        // What this session was refused (only a session's own token reads its tally).
+        "/session" => {
+            let tally = match &agent.caller.session {
+                Some(id) => state.shared.audit.sessions.get(id),
+                None => super::session_tally::SessionRefusals::default(),
+            };
+            respond::json(http::StatusCode::OK, &serde_json::to_value(&tally).unwrap_or_default())
         }
         _ => respond::error(ErrorCode::NotFound, "unknown aivault endpoint"),
     }

@@ -101,6 +101,18 @@ pub struct Caller {
     pub ctx: Context,
     /// The capabilities this agent may use (empty: all its scope resolves).
     pub grants: Arc<[String]>,
+    /// The agent's id when it is a `run`/`env` session (so `run` can summarise its refusals).
+    pub session: Option<Arc<str>>,
+}
+
+impl Caller {
+    /// Names this caller on an audit record: agent, session, workspace and group.
+    pub fn stamp(&self, e: &mut AuditEvent) {
+        e.agent = Some(self.agent.clone());
+        e.session = self.session.as_deref().map(str::to_owned);
+        e.workspace_id = self.ctx.workspace_id.clone();
+        e.group_id = self.ctx.group_id.clone();
+    }
 }
 
 /// Where the request goes: fixed by the CONNECT line or the absolute-form URI, never by headers.
@@ -195,9 +207,7 @@ pub fn prepare(
     let method = parts.method.as_str().to_owned();
     let raw_path = parts.uri.path().to_owned();
     let mut event = AuditEvent::new("proxy.request");
-    event.agent = Some(caller.agent.clone());
-    event.workspace_id = caller.ctx.workspace_id.clone();
-    event.group_id = caller.ctx.group_id.clone();
+    caller.stamp(&mut event);
     event.method = Some(method.clone());
     event.host = Some(dest.host.clone());
     event.path = Some(raw_path.clone());
@@ -320,9 +330,7 @@ pub async fn passthrough(
     let started = Instant::now();
     let (parts, body) = req.into_parts();
     let mut event = AuditEvent::new("proxy.passthrough");
-    event.agent = Some(caller.agent.clone());
-    event.workspace_id = caller.ctx.workspace_id.clone();
-    event.group_id = caller.ctx.group_id.clone();
+    caller.stamp(&mut event);
     event.method = Some(parts.method.as_str().to_owned());
     event.host = Some(dest.host.clone());
     event.path = Some(parts.uri.path().to_owned());

@@ -33,9 +33,7 @@ pub async fn serve(state: Arc<ProxyState>, agent: Agent, req: Request<Incoming>)
         _ => Err(Refusal::new(ErrorCode::NotFound, format!("{PROPOSAL_HOST} serves only /v1/proposals"))),
     };
     let mut e = AuditEvent::new("proxy.proposal");
-    e.agent = Some(agent.caller.agent.clone());
-    e.workspace_id = agent.caller.ctx.workspace_id.clone();
-    e.group_id = agent.caller.ctx.group_id.clone();
+    agent.caller.stamp(&mut e);
     e.method = Some(method.as_str().to_owned());
     e.host = Some(PROPOSAL_HOST.to_owned());
     e.path = Some(path);

@@ -24,9 +24,7 @@ pub async fn splice(
     let _active = ActiveGuard::new(&state);
     let started = Instant::now();
     let mut event = AuditEvent::new("proxy.tunnel");
-    event.agent = Some(agent.caller.agent.clone());
-    event.workspace_id = agent.caller.ctx.workspace_id.clone();
-    event.group_id = agent.caller.ctx.group_id.clone();
+    agent.caller.stamp(&mut event);
     event.method = Some("CONNECT".into());
     event.host = Some(format!("{host}:{port}"));
     let (outcome, up, down) = match on_upgrade.await {

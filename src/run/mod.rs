@@ -136,6 +136,12 @@ fn run_child(
     }
     let mut child = cmd.spawn().map_err(|e| Error::invalid(format!("cannot start {}: {e}", req.program)))?;
     let status = child.wait().map_err(Error::io(format!("waiting for {} failed", req.program)))?;
+    // What the proxy refused this session, said where the user is looking.
+    if let Some(tally) = session_refusals(addr, token) {
+        for line in crate::proxy::session_tally::summary_lines(&tally) {
+            (req.warn)(&line);
+        }
+    }
     if let Some(e) = embedded {
         e.stop();
     }
@@ -165,18 +171,33 @@ fn running_proxy(home: &Path, token: &SecretString) -> Option<(SocketAddr, BTree
 }
 
 fn ping(addr: SocketAddr, token: &SecretString) -> Option<u16> {
+    internal_get(addr, token, "/ping").map(|(status, _)| status)
+}
+
+/// What the proxy at `addr` refused the session holding `token`.
+fn session_refusals(addr: SocketAddr, token: &SecretString) -> Option<crate::proxy::session_tally::SessionRefusals> {
+    match internal_get(addr, token, "/session")? {
+        (200, body) => serde_json::from_slice(&body).ok(),
+        _ => None,
+    }
+}
+
+/// `GET http://aivault.internal{path}` through the proxy with `token`: status and body (≤ 64 KiB).
+fn internal_get(addr: SocketAddr, token: &SecretString, path: &str) -> Option<(u16, Vec<u8>)> {
     let mut s = TcpStream::connect_timeout(&addr, Duration::from_millis(500)).ok()?;
     s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
     let req = format!(
-        "GET http://{}/ping HTTP/1.1\r\nHost: {0}\r\nProxy-Authorization: Bearer {}\r\nConnection: close\r\n\r\n",
+        "GET http://{}{path} HTTP/1.1\r\nHost: {0}\r\nProxy-Authorization: Bearer {}\r\nConnection: close\r\n\r\n",
         crate::proxy::outer::INTERNAL_HOST,
         token.expose()
     );
     s.write_all(req.as_bytes()).ok()?;
-    let mut buf = [0u8; 64];
-    let n = s.read(&mut buf).ok()?;
-    let head = std::str::from_utf8(&buf[..n]).ok()?;
-    head.split_whitespace().nth(1)?.parse().ok()
+    let mut buf = Vec::new();
+    let _ = s.take(64 * 1024).read_to_end(&mut buf);
+    let end = buf.windows(4).position(|w| w == b"\r\n\r\n")?;
+    let head = std::str::from_utf8(&buf[..end]).ok()?;
+    let status = head.split_whitespace().nth(1)?.parse().ok()?;
+    Some((status, buf[end + 4..].to_vec()))
 }
 
 /// A proxy running on a background thread for the child's lifetime.

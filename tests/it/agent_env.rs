@@ -83,3 +83,30 @@ fn env_without_a_running_proxy_says_where_to_start_one() {
     );
     assert!(stderr.contains("aivault proxy --listen 127.0.0.1:18999"), "{stderr}");
 }
+
+#[test]
+fn run_says_what_was_refused_when_the_command_exits() {
+    let (v, up, _) = crate::proxy_curl::setup();
+    let args = proxy_args(&up, &["api.openai.com"]);
+    let script = "for i in 1 2 3; do curl -s -o /dev/null https://pypi.org/simple/six/; done; \
+                  curl -s -o /dev/null https://api.openai.com/v1/models; exit 3";
+    // Once with a private (embedded) proxy, once through a running one.
+    for running in [false, true] {
+        let p = running.then(|| v.proxy(&args.iter().map(String::as_str).collect::<Vec<_>>()));
+        let mut a = vec!["run"];
+        a.extend(args.iter().map(String::as_str));
+        a.extend(["--", "sh", "-c", script]);
+        let out = v.run(&a);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(3), "the command's status passes through: {stderr}");
+        assert!(stderr.contains("aivault: 4 requests refused during this command:"), "{stderr}");
+        assert!(stderr.contains("  host_not_allowed pypi.org ×3 — add a capability"), "{stderr}");
+        assert!(stderr.contains("no_credential api.openai.com ×1"), "{stderr}");
+        if let Some(p) = p {
+            p.stop();
+        }
+    }
+    // A command that was refused nothing says nothing.
+    let out = v.run(&["run", "--", "true"]);
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("refused"), "{}", String::from_utf8_lossy(&out.stderr));
+}
