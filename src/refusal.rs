@@ -68,7 +68,7 @@ const TABLE: &[(ErrorCode, &str, u16, CodeClass, &str)] = &[
     (C::CredentialUnavailable, "credential_unavailable", 502, Denied,
      "the credential's secret was deleted or cannot be opened; recreate it or fix the credential"),
     (C::DestinationBlocked, "destination_blocked", 403, Denied,
-     "the address is private, loopback or metadata; map the name with --resolve if you mean it"),
+     "the address is private, loopback or metadata; let it through with --allow-destination CIDR|HOST (or map the name with --resolve) if you mean it"),
     (C::CleartextNotAllowed, "cleartext_not_allowed", 403, Denied,
      "credentials are injected over https only; use an https:// URL, or allow http on the capability (--allow-http)"),
     (C::CapabilityNotGranted, "capability_not_granted", 403, Denied,

@@ -48,6 +48,11 @@ pub struct UpstreamArgs {
     /// HOST:PORT:ADDR:PORT, like curl's --connect-to (repeatable; env AIVAULT_RESOLVE, ','-separated).
     #[arg(long = "resolve")]
     pub resolve: Vec<String>,
+    /// Let the proxy connect to this private range or host, which the destination guard refuses
+    /// otherwise: CIDR (10.20.0.0/16), address, host or *.domain (repeatable; env
+    /// AIVAULT_ALLOW_DESTINATION, ','-separated). Applies to intercepted and tunnelled traffic.
+    #[arg(long = "allow-destination", value_name = "CIDR|HOST")]
+    pub allow_destination: Vec<String>,
 }
 
 impl UpstreamArgs {
@@ -56,7 +61,13 @@ impl UpstreamArgs {
         cas.extend(config::env_list("AIVAULT_UPSTREAM_CA", ':').into_iter().map(PathBuf::from));
         let mut maps = self.resolve.clone();
         maps.extend(config::env_list("AIVAULT_RESOLVE", ','));
-        crate::proxy::upstream::UpstreamConfig::new(&cas, &maps)
+        let mut cfg = crate::proxy::upstream::UpstreamConfig::new(&cas, &maps)?;
+        let mut allow = self.allow_destination.clone();
+        allow.extend(config::env_list("AIVAULT_ALLOW_DESTINATION", ','));
+        for entry in allow {
+            cfg.allow.push(crate::proxy::guard::Allowed::parse(&entry).map_err(|e| Error::invalid(e.to_string()))?);
+        }
+        Ok(cfg)
     }
 }
 

@@ -56,6 +56,8 @@ impl ProxyOptions {
         let mut resolve: Vec<String> =
             self.upstream.resolve.iter().map(|((h, p), to)| format!("{h}:{p}:{to}")).collect();
         resolve.sort();
+        let mut allow: Vec<String> = self.upstream.allow.iter().map(ToString::to_string).collect();
+        allow.sort();
         let mut roots: Vec<String> =
             self.upstream.extra_roots.iter().map(|c| crate::crypto::sha256_hex(c.as_ref())).collect();
         roots.sort();
@@ -64,6 +66,7 @@ impl ProxyOptions {
             ("--resolve", resolve.join(",")),
             ("--upstream-ca", roots.join(",")),
             ("--sigv4-max-body-bytes", self.limits.sigv4_max_body.to_string()),
+            ("--allow-destination", allow.join(",")),
         ])
     }
 

@@ -36,6 +36,8 @@ pub struct UpstreamConfig {
     pub extra_roots: Vec<CertificateDer<'static>>,
     /// `(host, port)` → address, from `--resolve`.
     pub resolve: HashMap<(String, u16), SocketAddr>,
+    /// Private destinations the operator lets through the guard (`--allow-destination`).
+    pub allow: Vec<guard::Allowed>,
     pub connect_timeout: Duration,
     /// Time to the first response byte.
     pub response_timeout: Duration,
@@ -63,6 +65,7 @@ impl UpstreamConfig {
         Ok(UpstreamConfig {
             extra_roots,
             resolve: map,
+            allow: Vec::new(),
             connect_timeout: Duration::from_secs(10),
             response_timeout: Duration::from_secs(300),
             idle_timeout: Duration::from_secs(90),
@@ -87,7 +90,7 @@ fn parse_resolve(entry: &str) -> Result<((String, u16), SocketAddr)> {
 pub enum ConnectError {
     #[error(
         "destination {host} resolves to {addr}, which is {reason}; the proxy does not connect there \
-         unless the operator maps the name with --resolve"
+         unless the operator allows it with --allow-destination (or maps the name with --resolve)"
     )]
     Blocked { host: String, addr: std::net::IpAddr, reason: &'static str },
     #[error("connecting to {0} timed out")]
@@ -204,7 +207,7 @@ async fn connect_tcp(cfg: &UpstreamConfig, host: &str, port: u16) -> std::result
             }
             // Refuse the name if any address it resolves to is refused: no mixing public and private.
             for a in &found {
-                if let Some(reason) = guard::blocked(a.ip()) {
+                if let Some(reason) = guard::refused(host, a.ip(), &cfg.allow) {
                     return Err(ConnectError::Blocked { host: host.to_owned(), addr: a.ip(), reason });
                 }
             }

@@ -11,6 +11,7 @@ mod cli_credentials;
 mod cli_errors;
 mod cli_secrets;
 mod console_browser;
+mod destinations;
 mod explain;
 mod external_sources;
 mod fleet;
