@@ -109,6 +109,11 @@ fn passfile() -> Option<PathBuf> {
         .or_else(|| non_empty_env("HOME").map(|h| PathBuf::from(h).join(".pgpass")))
 }
 
+/// `COLUMNS`, when the shell exports a usable width.
+pub fn columns() -> Option<usize> {
+    std::env::var("COLUMNS").ok()?.trim().parse().ok().filter(|w| *w >= 20)
+}
+
 pub fn log_filter() -> String {
     non_empty_env("AIVAULT_LOG").unwrap_or_else(|| "warn".to_owned())
 }

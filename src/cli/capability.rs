@@ -39,11 +39,15 @@ pub enum CapabilityCmd {
         #[arg(long, value_parser = ["required", "none"], default_value = "none")]
         approval: String,
     },
-    /// List capabilities: ready (a credential serves them) and available (registry, no credential yet).
+    /// List the ready capabilities (a credential serves them); --all adds the registry's
+    /// available ones (no credential yet). --json always lists both.
     List {
         /// Full JSON detail.
         #[arg(short, long)]
         verbose: bool,
+        /// Also list the available registry capabilities (store the provider's secret to enable).
+        #[arg(long)]
+        all: bool,
     },
     /// Show a capability's allow-list, auth, credentials and an example call.
     Describe {
@@ -140,7 +144,7 @@ pub fn run(cfg: &Config, out: Out, cmd: CapabilityCmd) -> Result<()> {
                 ));
             });
         }
-        CapabilityCmd::List { verbose } => {
+        CapabilityCmd::List { verbose, all } => {
             let list = Vault::open(cfg)?.capabilities_list()?;
             out.show(&list, verbose, || {
                 for (status, title) in
@@ -160,6 +164,14 @@ pub fn run(cfg: &Config, out: Out, cmd: CapabilityCmd) -> Result<()> {
                         })
                         .collect();
                     if rows.is_empty() {
+                        continue;
+                    }
+                    if status == "available" && !all {
+                        render::line(&format!(
+                            "{} more are available from the registry (store a provider's secret to enable \
+                             them): aivault capability list --all",
+                            rows.len()
+                        ));
                         continue;
                     }
                     render::line(&format!("{title}: {}", rows.len()));

@@ -4,6 +4,7 @@
 //! change a registry provider's auth strategy, widen its hosts or edit its capabilities.
 
 mod model;
+pub mod regions;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::OnceLock;
@@ -93,7 +94,11 @@ impl Registry {
         let mut cap_ids = BTreeSet::new();
         for (file, text) in sources {
             let err = |reason: String| RegistryError { file: (*file).to_owned(), reason };
-            let def: ProviderDef = serde_json::from_str(text).map_err(|e| err(e.to_string()))?;
+            let mut def: ProviderDef = serde_json::from_str(text).map_err(|e| err(e.to_string()))?;
+            def.hosts = regions::expand(&def.hosts);
+            for cap in &mut def.capabilities {
+                cap.allow.hosts = regions::expand(&cap.allow.hosts);
+            }
             let provider = load_provider(file, def)?;
             let expected = format!("{}.json", provider.id());
             if *file != expected {

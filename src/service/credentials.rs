@@ -125,10 +125,15 @@ impl Vault {
             };
             let wildcards: Vec<&String> = cred_hosts.iter().filter(|h| h.starts_with("*.")).collect();
             if !wildcards.is_empty() {
+                let mut named: Vec<&str> = wildcards.iter().take(2).map(|h| h.as_str()).collect();
+                let rest = format!("{} more", wildcards.len().saturating_sub(2));
+                if wildcards.len() > 2 {
+                    named.push(&rest);
+                }
                 warnings.push(format!(
                     "{id} injects into every host matching {} (any tenant's bucket or store, not only yours); \
                      narrow it with --host",
-                    wildcards.iter().map(|h| h.as_str()).collect::<Vec<_>>().join(", ")
+                    named.join(", ")
                 ));
             }
             let cred = CredentialRow {

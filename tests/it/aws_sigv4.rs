@@ -15,6 +15,9 @@ const HOSTS: &[&str] = &[
     "sts.us-east-1.amazonaws.com",
     "bedrock-runtime.us-east-1.amazonaws.com",
     "aivault-test.s3.us-east-1.amazonaws.com",
+    "sts.ap-south-1.amazonaws.com",
+    "aivault-test.s3.ap-south-1.amazonaws.com",
+    "bedrock-runtime.ca-west-1.amazonaws.com",
 ];
 
 struct Verifier {
@@ -131,6 +134,55 @@ print("bedrock", json.loads(resp["body"].read())["completion"])
     assert!(bedrock["path"].as_str().unwrap().contains("v1%3A0"), "{bedrock:#}");
     assert!(!out.contains("SENTINEL") && !err.contains("SENTINEL"));
     assert!(!p.logs().contains("SENTINEL"));
+}
+
+/// Regions beyond the first seven: every commercial region is a registry host, and the signature
+/// is made for the region in the host name.
+#[test]
+fn every_commercial_region_is_served_and_signed_for_its_own_region() {
+    let vault = TestVault::new();
+    let verifier = start_verifier(vault.dir.path(), None);
+    vault.ok(&["secrets", "create", "--name", "AWS_ACCESS_KEY_ID", "--value", REAL_AKID]);
+    vault.ok(&["secrets", "create", "--name", "AWS_SECRET_ACCESS_KEY", "--value", REAL_SECRET]);
+    let token = vault.agent("boto", &[]);
+    let mut args = vec!["--upstream-ca".to_owned(), verifier.ca_path.display().to_string()];
+    for h in HOSTS {
+        args.push("--resolve".into());
+        args.push(format!("{h}:443:127.0.0.1:{}", verifier.port));
+    }
+    let p = vault.proxy(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    let script = r#"
+import json, boto3
+from botocore.config import Config
+s = boto3.session.Session(aws_access_key_id="AKIDPLACEHOLDER", aws_secret_access_key="placeholder-secret",
+                          region_name="ap-south-1")
+print("sts", s.client("sts", endpoint_url="https://sts.ap-south-1.amazonaws.com").get_caller_identity()["Account"])
+s3 = s.client("s3", config=Config(s3={"addressing_style": "virtual"}))
+s3.put_object(Bucket="aivault-test", Key="k.txt", Body=b"mumbai")
+print("s3", s3.get_object(Bucket="aivault-test", Key="k.txt")["Body"].read().decode())
+br = boto3.session.Session(aws_access_key_id="AKIDPLACEHOLDER", aws_secret_access_key="placeholder-secret",
+                           region_name="ca-west-1").client("bedrock-runtime")
+resp = br.invoke_model(modelId="m", contentType="application/json", accept="application/json", body=b"{}")
+print("bedrock", json.loads(resp["body"].read())["completion"])
+"#;
+    let mut cmd = python();
+    cmd.args(["-c", script])
+        .env("HTTPS_PROXY", p.url(&token))
+        .env("AWS_CA_BUNDLE", vault.home().join("ca-bundle.pem"))
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("HOME", vault.dir.path());
+    vault.ca_path();
+    let (code, out, err) = run_client(&mut cmd);
+    let recs = records(&verifier);
+    assert_eq!(code, 0, "boto3 failed:\n{out}\n{err}\nverifier saw: {recs:#?}");
+    assert!(out.contains("sts 123456789012") && out.contains("s3 mumbai"), "{out}");
+    assert!(out.contains("bedrock signed correctly"), "{out}");
+    for r in &recs {
+        assert_eq!(r["ok"], true, "signature mismatch: {r:#}");
+        let want = if r["host"].as_str().unwrap().contains("ca-west-1") { "ca-west-1" } else { "ap-south-1" };
+        assert_eq!(r["region"], want, "{r:#}");
+    }
+    assert!(recs.len() >= 4, "{recs:#?}");
 }
 
 #[test]

@@ -84,7 +84,9 @@ class Handler(BaseHTTPRequestHandler):
         body = self.read_body()
         host = self.headers.get("Host", "")
         ok, detail, service = verify(self.command, host, self.path, self.headers, body)
+        scope = AUTH.match(self.headers.get("Authorization", ""))
         log({"method": self.command, "host": host, "path": self.path, "ok": ok, "service": service,
+             "region": scope.group(3) if scope else None,
              "detail": detail, "content_sha256": self.headers.get("X-Amz-Content-SHA256")})
         if not ok:
             return self.reply(403, b"<Error><Code>SignatureDoesNotMatch</Code></Error>")

@@ -69,12 +69,25 @@ fn seed_002_steps_and_listing() {
     let openai = list.as_array().unwrap().iter().find(|c| c["id"] == "openai/models").unwrap();
     assert_eq!(openai["status"], "available");
     let human = v.ok(&["capability", "list"]);
-    assert!(human.contains("Ready: 2") && human.contains("Available"), "{human}");
+    assert!(human.contains("Ready: 2") && !human.contains("Available"), "{human}");
+    assert!(human.contains("more are available from the registry") && human.contains("--all"), "{human}");
+    let all = v.ok(&["capability", "list", "--all"]);
+    assert!(all.contains("Ready: 2") && all.contains("Available"), "{all}");
     // Long method, path and host lists are cut with a count (the AWS host lists made lines ~590
-    // columns wide); `--json` and `-v` still show them whole.
-    let widest = human.lines().map(|l| l.chars().count()).max().unwrap_or(0);
-    assert!(widest <= 150, "capability list is {widest} columns wide");
-    assert!(human.contains(" more"), "{human}");
+    // columns wide); `--json` and `-v` still show them whole. In a 100-column terminal the full
+    // registry's tables fit; piped without COLUMNS, rows are not cut.
+    for key in ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "OPENAI_API_KEY", "SHOPIFY_ACCESS_TOKEN"] {
+        v.ok(&["secrets", "create", "--name", key, "--value", "x"]);
+    }
+    for args in [&["capability", "list", "--all"][..], &["credential", "list"][..]] {
+        let out = v.cmd().args(args).env("COLUMNS", "100").output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        let widest = text.lines().map(|l| l.chars().count()).max().unwrap_or(0);
+        assert!(widest <= 100, "{args:?} is {widest} columns wide:\n{text}");
+        assert!(text.contains(" more"), "{text}");
+    }
+    let piped = v.ok(&["capability", "list", "--all"]);
+    assert!(piped.contains("bedrock-runtime.us-east-1.amazonaws.com +33 more"), "{piped}");
     let d = v.json(&["capability", "describe", "my-api/orders"]);
     assert_eq!(d["example"], "aivault invoke my-api/orders");
     assert_eq!(d["credentials"], serde_json::json!(["my-api (global)"]));
