@@ -135,6 +135,12 @@ fn non_empty_env(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.is_empty())
 }
 
+/// One of the named variables, the first that is set and non-empty (`AIVAULT_UPSTREAM_PROXY`, or
+/// the standard `HTTPS_PROXY`/`https_proxy`/`NO_PROXY` with `--upstream-proxy-from-env`).
+pub fn first_env(names: &[&str]) -> Option<String> {
+    names.iter().find_map(|n| non_empty_env(n))
+}
+
 /// Environment values the proxy command reads (`AIVAULT_UPSTREAM_CA`, `AIVAULT_RESOLVE`).
 pub fn env_list(name: &str, sep: char) -> Vec<String> {
     non_empty_env(name)

@@ -53,6 +53,18 @@ pub struct UpstreamArgs {
     /// AIVAULT_ALLOW_DESTINATION, ','-separated). Applies to intercepted and tunnelled traffic.
     #[arg(long = "allow-destination", value_name = "CIDR|HOST")]
     pub allow_destination: Vec<String>,
+    /// Send every upstream connection through this HTTP proxy (CONNECT), e.g. a corporate egress
+    /// proxy: http://[USER:PASS@]HOST:PORT (env AIVAULT_UPSTREAM_PROXY).
+    #[arg(long = "upstream-proxy", value_name = "URL")]
+    pub upstream_proxy: Option<String>,
+    /// Hosts that bypass --upstream-proxy: comma-separated hosts, .domain suffixes, * for all
+    /// (env AIVAULT_UPSTREAM_NO_PROXY).
+    #[arg(long = "upstream-no-proxy", value_name = "LIST")]
+    pub upstream_no_proxy: Option<String>,
+    /// Take the upstream proxy from this process's own HTTPS_PROXY and NO_PROXY (opt-in: these
+    /// usually describe how this shell reaches the internet, not how agents should).
+    #[arg(long = "upstream-proxy-from-env", conflicts_with = "upstream_proxy")]
+    pub upstream_proxy_from_env: bool,
 }
 
 impl UpstreamArgs {
@@ -66,6 +78,22 @@ impl UpstreamArgs {
         allow.extend(config::env_list("AIVAULT_ALLOW_DESTINATION", ','));
         for entry in allow {
             cfg.allow.push(crate::proxy::guard::Allowed::parse(&entry).map_err(|e| Error::invalid(e.to_string()))?);
+        }
+        let (url, no_proxy) = if self.upstream_proxy_from_env {
+            (
+                config::first_env(&["HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy"]),
+                config::first_env(&["NO_PROXY", "no_proxy"]),
+            )
+        } else {
+            (
+                self.upstream_proxy.clone().or_else(|| config::first_env(&["AIVAULT_UPSTREAM_PROXY"])),
+                self.upstream_no_proxy.clone().or_else(|| config::first_env(&["AIVAULT_UPSTREAM_NO_PROXY"])),
+            )
+        };
+        if let Some(url) = url {
+            let via = crate::proxy::upstream_proxy::UpstreamProxy::parse(&url, no_proxy.as_deref().unwrap_or(""))
+                .map_err(|e| Error::invalid(e.to_string()))?;
+            cfg.via = Some(via);
         }
         Ok(cfg)
     }

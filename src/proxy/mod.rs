@@ -29,6 +29,7 @@ pub mod splice;
 pub mod state;
 pub mod tunnel;
 pub mod upstream;
+pub mod upstream_proxy;
 pub mod websocket;
 
 use std::sync::Arc;

@@ -67,6 +67,7 @@ impl ProxyOptions {
             ("--upstream-ca", roots.join(",")),
             ("--sigv4-max-body-bytes", self.limits.sigv4_max_body.to_string()),
             ("--allow-destination", allow.join(",")),
+            ("--upstream-proxy", self.upstream.via.as_ref().map(ToString::to_string).unwrap_or_default()),
         ])
     }
 

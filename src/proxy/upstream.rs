@@ -38,6 +38,8 @@ pub struct UpstreamConfig {
     pub resolve: HashMap<(String, u16), SocketAddr>,
     /// Private destinations the operator lets through the guard (`--allow-destination`).
     pub allow: Vec<guard::Allowed>,
+    /// An upstream (egress) proxy every connection goes through (`--upstream-proxy`).
+    pub via: Option<super::upstream_proxy::UpstreamProxy>,
     pub connect_timeout: Duration,
     /// Time to the first response byte.
     pub response_timeout: Duration,
@@ -66,6 +68,7 @@ impl UpstreamConfig {
             extra_roots,
             resolve: map,
             allow: Vec::new(),
+            via: None,
             connect_timeout: Duration::from_secs(10),
             response_timeout: Duration::from_secs(300),
             idle_timeout: Duration::from_secs(90),
@@ -192,6 +195,17 @@ fn client_tls(extra: &[CertificateDer<'static>], alpn: &[&[u8]]) -> Result<rustl
 
 async fn connect_tcp(cfg: &UpstreamConfig, host: &str, port: u16) -> std::result::Result<TcpStream, ConnectError> {
     let key = (host.to_owned(), port);
+    if let Some(via) = cfg.via.as_ref().filter(|v| v.applies_to(host) && !cfg.resolve.contains_key(&key)) {
+        // The egress proxy resolves names (and applies its own policy); an address literal is
+        // still checked here.
+        let bare = host.trim_start_matches('[').trim_end_matches(']');
+        if let Ok(ip) = bare.parse::<std::net::IpAddr>() {
+            if let Some(reason) = guard::refused(host, ip, &cfg.allow) {
+                return Err(ConnectError::Blocked { host: host.to_owned(), addr: ip, reason });
+            }
+        }
+        return via.connect(host, port, cfg.connect_timeout).await;
+    }
     let addrs: Vec<SocketAddr> = match cfg.resolve.get(&key) {
         Some(addr) => vec![*addr],
         None => {

@@ -36,3 +36,4 @@ mod readme;
 mod registry_schema;
 mod run_sandbox;
 mod tidy;
+mod upstream_proxy;
