@@ -103,6 +103,8 @@ pub struct ServeArgs {
     pub console_listen: Option<String>,
     #[command(flatten)]
     pub proxy: ProxyArgs,
+    #[command(flatten)]
+    pub log: LogArgs,
 }
 
 /// `aivault console`
@@ -114,6 +116,8 @@ pub struct ConsoleArgs {
     pub listen: Option<SocketAddr>,
     #[command(flatten)]
     pub upstream: UpstreamArgs,
+    #[command(flatten)]
+    pub log: LogArgs,
 }
 
 /// The console's default address.
@@ -143,7 +147,7 @@ fn console_bind(arg: Option<&str>) -> Result<Option<crate::console::Bind>> {
 
 /// `aivault console`: the approval pages alone, without a proxy.
 pub fn console(cfg: &Config, args: ConsoleArgs) -> Result<()> {
-    init_logging();
+    init_logging(&args.log);
     let bind = match args.listen {
         Some(addr) => crate::console::Bind { addr, explicit: true },
         None => console_bind(None)?.ok_or_else(|| Error::invalid("AIVAULT_CONSOLE_LISTEN is off: nothing to serve"))?,
@@ -180,13 +184,15 @@ pub struct RunArgs {
     pub sandbox: SandboxArg,
     #[command(flatten)]
     pub proxy: ProxyArgs,
+    #[command(flatten)]
+    pub log: LogArgs,
     /// The command and its arguments.
     #[arg(last = true, required = true)]
     pub command: Vec<String>,
 }
 
 pub fn serve(cfg: &Config, out: render::Out, args: ServeArgs) -> Result<()> {
-    init_logging();
+    init_logging(&args.log);
     let opts = args.proxy.options(args.listen)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -202,6 +208,11 @@ pub fn serve(cfg: &Config, out: render::Out, args: ServeArgs) -> Result<()> {
             match crate::console::Console::bind(cfg, bind, proxy.state().shared.upstream.clone()).await {
                 Ok(console) => {
                     let _ = proxy.state().console.set(console.url().to_owned());
+                    // Weak: the console must not keep the proxy's state (and its audit writer) alive.
+                    let state = std::sync::Arc::downgrade(&proxy.state());
+                    console.serve_metrics(std::sync::Arc::new(move || {
+                        state.upgrade().map(|s| s.metrics_text()).unwrap_or_default()
+                    }));
                     if !out.json {
                         render::line(&format!("aivault console on {}", console.url()));
                     }
@@ -246,7 +257,7 @@ pub fn serve(cfg: &Config, out: render::Out, args: ServeArgs) -> Result<()> {
 }
 
 pub fn run(cfg: &Config, args: RunArgs) -> Result<()> {
-    init_logging();
+    init_logging(&args.log);
     let ctx = Context::new(args.workspace_id.as_deref(), args.group_id.as_deref())?;
     let (program, rest) =
         args.command.split_first().ok_or_else(|| Error::invalid("nothing to run: aivault run -- CMD [ARGS...]"))?;
@@ -282,7 +293,27 @@ async fn shutdown_signal() {
     }
 }
 
-fn init_logging() {
+/// `--log-format`: how the proxy's log lines on stderr look.
+#[derive(Args, Debug, Clone)]
+pub struct LogArgs {
+    /// Log lines on stderr as text, or as one JSON object per line (timestamp, level, target,
+    /// fields, message) for a log pipeline. Levels come from AIVAULT_LOG (default warn; info adds
+    /// one line per proposal and lifecycle event, debug per connection).
+    #[arg(long, value_enum, default_value_t = LogFormat::Text, env = "AIVAULT_LOG_FORMAT")]
+    pub log_format: LogFormat,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+fn init_logging(log: &LogArgs) {
     let filter = tracing_subscriber::EnvFilter::new(crate::config::log_filter());
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let _ = match log.log_format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+    };
 }

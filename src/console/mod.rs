@@ -54,7 +54,12 @@ pub struct ConsoleState {
     hosts: Vec<String>,
     sessions: session::Sessions,
     presets: Vec<presets::Preset>,
+    /// The proxy's `/metrics` text, when this console is served by `aivault proxy`.
+    metrics: std::sync::OnceLock<MetricsSource>,
 }
+
+/// Renders the Prometheus text of the proxy that serves this console.
+pub type MetricsSource = Arc<dyn Fn() -> String + Send + Sync>;
 
 /// A bound console.
 pub struct Console {
@@ -91,12 +96,18 @@ impl Console {
             hosts,
             sessions: session::Sessions::default(),
             presets: presets::all(crate::registry::Registry::builtin()?),
+            metrics: std::sync::OnceLock::new(),
         };
         Ok(Console { listener, state: Arc::new(state) })
     }
 
     pub fn url(&self) -> &str {
         &self.state.base_url
+    }
+
+    /// Serves `GET /metrics` from `source` (the proxy's counters).
+    pub fn serve_metrics(&self, source: MetricsSource) {
+        let _ = self.state.metrics.set(source);
     }
 
     /// Serves until `stop` resolves; announces itself so proxies without a console link here.

@@ -64,6 +64,15 @@ pub async fn route(state: Arc<ConsoleState>, req: Request<Incoming>) -> Page {
                 None,
             ),
         ),
+        // Prometheus scrapes without a session: counters and ids only, never a value.
+        (Method::GET, ["metrics"]) => match state.metrics.get() {
+            Some(source) => respond(StatusCode::OK, "text/plain; version=0.0.4; charset=utf-8", source()),
+            None => respond(
+                StatusCode::NOT_FOUND,
+                "text/plain; charset=utf-8",
+                "this console runs without a proxy (aivault console): the proxy's console serves /metrics\n",
+            ),
+        },
         (Method::GET, ["review", token]) => review(&state, token).await,
         (Method::GET, ["proposals", id]) => {
             let notice = req.uri().query().and_then(notice_text);

@@ -29,6 +29,8 @@ pub struct AuditSink {
     spill: std::sync::Arc<Spill>,
     /// Refusals per run/env session, counted as they are recorded.
     pub sessions: std::sync::Arc<super::session_tally::Tally>,
+    /// Request counters and latency for `/metrics`, counted as records arrive.
+    pub metrics: std::sync::Arc<super::metrics::Metrics>,
 }
 
 struct Spill {
@@ -149,12 +151,13 @@ impl AuditSink {
                 }
             }
         });
-        (AuditSink { tx, spill, sessions: Default::default() }, task)
+        (AuditSink { tx, spill, sessions: Default::default(), metrics: Default::default() }, task)
     }
 
     /// Queues a record; never blocks and never loses it (a full queue spills to disk).
     pub fn record(&self, event: AuditEvent) {
         self.sessions.note(&event);
+        self.metrics.observe(&event);
         match self.tx.try_send(event) {
             Ok(()) => {}
             Err(mpsc::error::TrySendError::Full(event) | mpsc::error::TrySendError::Closed(event)) => {
@@ -186,7 +189,7 @@ mod tests {
             lock: Mutex::new(()),
             waiting: AtomicUsize::new(0),
         });
-        let sink = AuditSink { tx, spill: spill.clone(), sessions: Default::default() };
+        let sink = AuditSink { tx, spill: spill.clone(), sessions: Default::default(), metrics: Default::default() };
         for i in 0..10 {
             let mut e = AuditEvent::new("proxy.request");
             e.ts_ms = i;

@@ -13,6 +13,7 @@ pub mod conn;
 pub mod decode;
 pub mod guard;
 pub mod invoke;
+pub mod metrics;
 pub mod mitm;
 pub mod oauth;
 pub mod oauth_redirect;

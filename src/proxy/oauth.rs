@@ -86,13 +86,15 @@ struct Slot {
 /// Token state per credential, shared by every request of a proxy.
 pub struct TokenManager {
     slots: std::sync::Mutex<HashMap<String, Arc<tokio::sync::Mutex<Slot>>>>,
+    /// Refreshes this process made (for `/metrics`).
+    pub refreshes: std::sync::atomic::AtomicU64,
     /// Where refreshed tokens are persisted; `None` keeps them in memory only.
     persist: Option<Config>,
 }
 
 impl TokenManager {
     pub fn new(persist: Option<Config>) -> TokenManager {
-        TokenManager { slots: std::sync::Mutex::new(HashMap::new()), persist }
+        TokenManager { slots: std::sync::Mutex::new(HashMap::new()), refreshes: Default::default(), persist }
     }
 
     fn slot(&self, credential: &str) -> Arc<tokio::sync::Mutex<Slot>> {
@@ -190,6 +192,7 @@ impl TokenManager {
             auth: job.client_auth,
         };
         let set = exchange(upstream, &job.token_endpoint, &oauth2::token_request(&client, grant, &job.scopes)).await?;
+        self.refreshes.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let refresh = set.refresh_token.clone().or_else(|| s.refresh.clone());
         // Persist first: a rotated refresh token must never exist only in memory.
         let version = match &self.persist {

@@ -110,6 +110,18 @@ impl ProxyState {
         self.console.get().cloned().or_else(|| crate::service::proxies::console_url(&self.config.home))
     }
 
+    /// The Prometheus text for `/metrics` (counters from the audit sink, gauges read now).
+    pub fn metrics_text(&self) -> String {
+        let gauges = super::metrics::Gauges {
+            active_connections: self.active.load(Ordering::Relaxed) as u64,
+            audit_queue: self.shared.audit.queued() as u64,
+            leaf_certificates_minted: self.ca().minted(),
+            oauth_refreshes: self.shared.oauth.refreshes.load(Ordering::Relaxed),
+            snapshot_generation: self.shared.snapshot.load().generation,
+        };
+        self.shared.audit.metrics.render(&gauges)
+    }
+
     pub fn ca(&self) -> Arc<Authority> {
         match self.ca.read() {
             Ok(g) => g.clone(),

@@ -24,6 +24,7 @@ mod hardening_requests;
 mod invoke;
 mod limits;
 mod oauth;
+mod observability;
 mod proposals;
 mod proxy_bad_input;
 mod proxy_clients;
