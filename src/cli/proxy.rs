@@ -182,6 +182,11 @@ pub struct RunArgs {
     /// the kernel allows them, else a warning), require (refuse to start without them), off.
     #[arg(long, value_enum, default_value_t = SandboxArg::Auto)]
     pub sandbox: SandboxArg,
+    /// Give the command a network namespace of its own whose only way out is the proxy: a
+    /// process that ignores HTTPS_PROXY (Node 20's fetch, a raw socket) gets no network instead of
+    /// a way around the vault. Needs unprivileged user namespaces (exit 126 where there are none).
+    #[arg(long)]
+    pub isolate: bool,
     #[command(flatten)]
     pub proxy: ProxyArgs,
     #[command(flatten)]
@@ -272,8 +277,12 @@ pub fn run(cfg: &Config, args: RunArgs) -> Result<()> {
             SandboxArg::Require => Isolation::Require,
             SandboxArg::Off => Isolation::Off,
         },
+        isolate: args.isolate,
         warn: render::eprint_line,
     };
+    if args.isolate && matches!(args.sandbox, SandboxArg::Off) {
+        return Err(Error::invalid("--isolate needs the sandbox: drop --sandbox off"));
+    }
     let code = crate::run::run(cfg, req)?;
     std::process::exit(code);
 }

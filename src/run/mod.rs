@@ -44,6 +44,8 @@ pub struct RunRequest {
     pub proxy: ProxyOptions,
     /// How far the child is kept from the vault (see `sandbox`).
     pub isolation: Isolation,
+    /// `--isolate`: the child's only network is the proxy (see `sandbox::net`).
+    pub isolate: bool,
     /// Prints one warning line for the operator (the CLI's renderer).
     pub warn: fn(&str),
 }
@@ -116,8 +118,18 @@ fn run_child(
             (e.addr, Some(e))
         }
     };
-    let plan = Plan::hiding(&cfg.home, req.isolation);
-    let mut env = child_env(addr, token, bundle);
+    let mut plan = Plan::hiding(&cfg.home, req.isolation);
+    // --isolate: inside its namespace the child reaches the proxy at 127.0.0.1:<port>, relayed
+    // through a Unix socket to the real proxy (the bridge lives as long as this function).
+    let bridge = if req.isolate {
+        let b = sandbox::net::Bridge::start(addr).map_err(Error::io("cannot start the --isolate bridge"))?;
+        plan.network = Some(sandbox::net::NetPlan { port: addr.port(), socket: b.socket().to_owned() });
+        Some(b)
+    } else {
+        None
+    };
+    let child_addr = if req.isolate { SocketAddr::from(([127, 0, 0, 1], addr.port())) } else { addr };
+    let mut env = child_env(child_addr, token, bundle);
     env.extend(usable.iter().map(|n| (n.clone(), PLACEHOLDER.to_owned())));
     // Real keys already exported in the operator's shell must not flow into the agent.
     let inherited: Vec<String> =
@@ -142,6 +154,7 @@ fn run_child(
             (req.warn)(&line);
         }
     }
+    drop(bridge);
     if let Some(e) = embedded {
         e.stop();
     }

@@ -9,12 +9,16 @@
 //!    only the public CA files, `/proc` shows only the child's own processes, and the mounts are
 //!    locked (a nested user namespace), so the child cannot unmount them even as namespace root.
 //!
+//! 3. **Network** (`run --isolate`, see `net`): a network namespace with only loopback, where the
+//!    proxy's port is relayed to the real proxy; nothing else is reachable.
+//!
 //! Where the kernel refuses namespaces, `Isolation::Auto` says so once on stderr and runs the child
 //! with the environment layer only; `Isolation::Require` refuses to start it.
 //!
 //! Invariant: the child's environment and filesystem view are built only here; the `run` module
 //! only says what to hide.
 
+pub mod net;
 mod stage;
 
 use std::ffi::OsString;
@@ -49,6 +53,9 @@ pub struct Plan {
     pub cwd: Option<PathBuf>,
     pub uid: u32,
     pub gid: u32,
+    /// `--isolate`: a network namespace whose only way out is the proxy.
+    #[serde(default)]
+    pub network: Option<net::NetPlan>,
 }
 
 impl Plan {
@@ -63,6 +70,7 @@ impl Plan {
             cwd: std::env::current_dir().ok(),
             uid: nix::unistd::getuid().as_raw(),
             gid: nix::unistd::getgid().as_raw(),
+            network: None,
         }
     }
 }
@@ -85,7 +93,8 @@ pub fn scrubbed_vars() -> Vec<OsString> {
 pub fn command(plan: &Plan, program: &str, args: &[String], env: &[(String, String)]) -> std::process::Command {
     let exe = std::env::current_exe().ok();
     let mut cmd = match (plan.isolation, exe, serde_json::to_string(plan)) {
-        (Isolation::Off, _, _) | (_, None, _) | (_, _, Err(_)) => {
+        // Network isolation needs the helper stages: never start the program bare with it.
+        (Isolation::Off, _, _) | (_, None, _) | (_, _, Err(_)) if plan.network.is_none() => {
             let mut c = std::process::Command::new(program);
             c.args(args);
             c
@@ -93,6 +102,12 @@ pub fn command(plan: &Plan, program: &str, args: &[String], env: &[(String, Stri
         (_, Some(exe), Ok(json)) => {
             let mut c = std::process::Command::new(exe);
             c.arg(stage::OUTER).arg(json).arg(program).args(args);
+            c
+        }
+        _ => {
+            // Unreachable in practice (run refuses --isolate with --sandbox off); fail closed.
+            let mut c = std::process::Command::new("false");
+            c.env_clear();
             c
         }
     };

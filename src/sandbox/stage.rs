@@ -87,7 +87,11 @@ fn outer_stage(plan: &Plan, program: &OsString, args: &[OsString]) -> i32 {
         Ok(e) => e,
         Err(e) => return unisolated(plan, program, args, &format!("cannot find this program: {e}")),
     };
-    if let Err(e) = unshare(CloneFlags::CLONE_NEWUSER | CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWPID) {
+    let mut flags = CloneFlags::CLONE_NEWUSER | CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWPID;
+    if plan.network.is_some() {
+        flags |= CloneFlags::CLONE_NEWNET;
+    }
+    if let Err(e) = unshare(flags) {
         return unisolated(plan, program, args, &format!("user namespaces are not available: {}", e.desc()));
     }
     if let Err(e) = map_ids(0, plan.uid, 0, plan.gid) {
@@ -110,12 +114,24 @@ fn init_stage(plan: &Plan, program: &OsString, args: &[OsString]) -> i32 {
     if let Err(e) = build_view(plan) {
         return unisolated(plan, program, args, &e.to_string());
     }
+    if plan.network.is_some() {
+        if let Err(e) = super::net::loopback_up() {
+            return unisolated(plan, program, args, &format!("cannot bring up loopback in the network namespace: {e}"));
+        }
+    }
     if let Err(e) = unshare(CloneFlags::CLONE_NEWUSER | CloneFlags::CLONE_NEWNS) {
         return unisolated(plan, program, args, &format!("cannot lock the mounts: {}", e.desc()));
     }
     if let Err(e) = map_ids(plan.uid, 0, plan.gid, 0) {
         eprintln!("error: cannot isolate the agent from the vault: {e}");
         return CANNOT_ISOLATE;
+    }
+    // Threads only now: unshare(CLONE_NEWUSER) above needs a single-threaded process.
+    if let Some(net) = &plan.network {
+        if let Err(e) = super::net::relay_inside(net) {
+            eprintln!("error: cannot relay 127.0.0.1:{} to the proxy inside the network namespace: {e}", net.port);
+            return CANNOT_ISOLATE;
+        }
     }
     let child = match std::process::Command::new(program).args(args).spawn() {
         Ok(c) => c,
@@ -184,6 +200,13 @@ fn map_ids(inside_uid: u32, outside_uid: u32, inside_gid: u32, outside_gid: u32)
 
 /// Runs the child without namespace isolation (Auto), or refuses to (Require).
 fn unisolated(plan: &Plan, program: &OsString, args: &[OsString], reason: &str) -> i32 {
+    if plan.network.is_some() {
+        eprintln!(
+            "error: --isolate: cannot give the command a network of its own ({reason}); this needs unprivileged \
+             user namespaces (sysctl kernel.unprivileged_userns_clone=1, or user.max_user_namespaces > 0)"
+        );
+        return CANNOT_ISOLATE;
+    }
     if plan.isolation == Isolation::Require {
         eprintln!(
             "error: cannot isolate the agent from the vault ({reason}); run the agent as another user \

@@ -35,6 +35,7 @@ mod proxy_scope;
 mod proxy_strategies;
 mod readme;
 mod registry_schema;
+mod run_isolate;
 mod run_sandbox;
 mod tidy;
 mod upstream_proxy;
