@@ -197,7 +197,9 @@ pub struct RunArgs {
 }
 
 pub fn serve(cfg: &Config, out: render::Out, args: ServeArgs) -> Result<()> {
-    init_logging(&args.log);
+    // --json: the ready document on stdout, then one JSON line per event on stderr.
+    let log = if out.json { LogArgs { log_format: LogFormat::Json } } else { args.log.clone() };
+    init_logging(&log);
     let opts = args.proxy.options(args.listen)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -49,7 +49,9 @@ pub fn env(cfg: &Config, req: &EnvRequest) -> Result<EnvOutput> {
     let bundle = vault.ca_bundle_path();
     let (usable, all) = vault.placeholder_vars(&ctx, &grants)?;
     let session = vault.agent_create(&name, ctx, true, &grants)?;
+    let generation = vault.generation()?;
     drop(vault);
+    crate::service::proxies::wait_for(&cfg.home, generation, std::time::Duration::from_secs(3));
     let running = running_proxy(&cfg.home, &session.token).map(|(addr, _)| addr);
     let addr = running.unwrap_or(req.fallback);
     let mut set = child_env(addr, &session.token, &bundle);

@@ -82,7 +82,11 @@ pub fn run(cfg: &Config, req: RunRequest) -> Result<i32> {
     let bundle = vault.ca_bundle_path();
     let placeholders = vault.placeholder_vars(&ctx, &grants)?;
     let session = vault.agent_create(&name, ctx, true, &grants)?;
+    let generation = vault.generation()?;
     drop(vault);
+    // A running proxy must know the new session before it is asked: pinging earlier would be
+    // refused (and audited as a 407) while it reloads.
+    crate::service::proxies::wait_for(&cfg.home, generation, Duration::from_secs(3));
     let outcome = run_child(cfg, &req, &session.token, &bundle, &placeholders);
     if let Ok(v) = Vault::open(cfg) {
         let _ = v.agent_session_end(&session.info.id);

@@ -217,4 +217,8 @@ fn run_uses_a_running_proxy_and_an_agents_context() {
     p.stop();
     let audit = v.json(&["audit", "--agent", "team-bot"]);
     assert!(audit.as_array().unwrap().iter().any(|e| e["kind"] == "proxy.request" && e["workspace_id"] == "team"));
+    // run waits for the proxy to know its session instead of knocking until it does: no 407s.
+    let all = v.json(&["audit", "--limit", "200"]);
+    let knocks = all.as_array().unwrap().iter().filter(|e| e["outcome"] == "proxy_auth_required").count();
+    assert_eq!(knocks, 0, "{all:#}");
 }
