@@ -382,6 +382,8 @@ def main():
     ap.add_argument("--out", default=os.path.join(ROOT, "benches", "results"))
     ap.add_argument("--no-mitmproxy", action="store_true")
     ap.add_argument("--no-squid", action="store_true")
+    ap.add_argument("--profile-only", action="store_true",
+                    help="only W1 c=32 on aivault under perf: CPU per request, flamegraph.svg and profile.md in --out")
     ap.add_argument("--baseline", metavar="AIVAULT_BINARY",
                     help="also measure this aivault binary (an earlier commit's release build) on the same vault, "
                          "interleaved with the current one: the before/after of a change in one run")
@@ -429,6 +431,13 @@ def main():
         url = "https://api.bench.test/small"
         placeholder = ["Authorization: Bearer placeholder"]
         results = {"machine": machine(), "smoke": smoke, "duration_s": dur}
+        if args.profile_only:
+            aurl = f"http://agent:{token}@127.0.0.1:18081"
+            hey(url, 32, 2, proxy=aurl, headers=placeholder)  # warm the pool and the leaf cache
+            plain = hey(url, 32, dur, proxy=aurl, headers=placeholder, pid=aiv.pid)
+            log(f"W1 c=32: {plain['rps']:.0f} req/s, {plain['cpu_us_per_req']:.1f} µs CPU/request")
+            print(json.dumps({"W1_c32": plain, "profile": profile(aiv.pid, url, aurl, placeholder, args.out)}, indent=2))
+            return
 
         log("W0 direct and tunnel")
         results["W0"] = {
@@ -453,6 +462,9 @@ def main():
         if args.baseline:
             log("baseline: keep-alive c=32, current and baseline interleaved")
             results["baseline"] = before_after(args.baseline, home, env, token, url, placeholder, dur, aiv)
+        if shutil.which("perf") and shutil.which("inferno-flamegraph") and not smoke:
+            log("profile: perf on the proxy under W1 c=32")
+            results["profile"] = profile(aiv.pid, url, peers["aivault"][1], placeholder, args.out)
         log("W2 new connection per request")
         results["W2"] = {"direct": hey(url, 32, dur, headers=[f"Authorization: Bearer {SECRET}"], keepalive=False)}
         for name, (proc, purl) in peers.items():
@@ -535,6 +547,58 @@ def main():
             p.stop()
         open(HOSTS_FILE, "w").write(original_hosts)
         shutil.rmtree(work, ignore_errors=True)
+
+
+# Where proxy CPU goes. A sampled stack is charged to its innermost recognised frame (the work
+# itself, as a flame graph's self time: an allocation counts to the allocator, not its caller;
+# the masking body wraps the response stream, so only the scan counts to masking). The shares add
+# up to 100 %.
+PHASES = [
+    ("audit: encode and queue", ["audit_sink", "AuditEvent", "aivault::audit"]),
+    ("response masking", ["aivault::proxy::redact::Masker", "aho_corasick", "Needles"]),
+    ("decrypt the secret", ["aivault::crypto::", "ring::aead"]),
+    ("policy, scope, select", ["aivault::policy", "aivault::scope", "Snapshot>::select", "Snapshot>::pick", "resolve::Snapshot"]),
+    ("strip and inject", ["aivault::auth::inject", "aivault::auth::template"]),
+    ("agent token check", ["agent_auth", "outer::authenticate"]),
+    ("TLS (rustls, ring)", ["rustls::", "ring::", "tokio_rustls", "ring_core_", "aes_hw", "gcm_", "ChaCha20"]),
+    ("HTTP/1 and HTTP/2 (hyper, h2, http)", ["hyper::", "h2::", "http::", "hyper_util::", "httparse"]),
+    ("tokio runtime and I/O", ["tokio::", "mio::"]),
+    ("allocator", ["malloc", "free", "realloc", "cfree", "_int_"]),
+    ("kernel (syscalls, network stack)", ["[unknown]", "entry_SYSCALL", "__x64_sys", "do_syscall"]),
+]
+
+
+def profile(pid, url, proxy_url, headers, out_dir, seconds=6):
+    """perf record (DWARF stacks) on the proxy under W1 c=32; writes flamegraph.svg and profile.md
+    (the CPU share of each phase) to out_dir and returns the shares."""
+    data = os.path.join(out_dir, "perf.data")
+    rec = subprocess.Popen(["perf", "record", "-F", "499", "--call-graph", "dwarf,32768", "-p", str(pid), "-o", data,
+                            "--", "sleep", str(seconds)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    hey(url, 32, seconds, proxy=proxy_url, headers=headers)
+    rec.wait()
+    script = subprocess.run(["perf", "script", "-i", data], capture_output=True, text=True).stdout
+    folded = subprocess.run(["inferno-collapse-perf"], input=script, capture_output=True, text=True).stdout
+    os.remove(data)
+    open(os.path.join(out_dir, "profile.folded"), "w").write(folded)
+    svg = subprocess.run(["inferno-flamegraph", "--title", "aivault proxy, W1 keep-alive c=32"], input=folded,
+                         capture_output=True, text=True).stdout
+    open(os.path.join(out_dir, "flamegraph.svg"), "w").write(svg)
+    total, shares = 0, {name: 0 for name, _ in PHASES}
+    shares["other (aivault code, std)"] = 0
+    for line in folded.splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not count.isdigit():
+            continue
+        n = int(count)
+        total += n
+        frames = stack.split(";")[::-1]
+        phase = next((name for f in frames for name, keys in PHASES if any(k in f for k in keys)),
+                     "other (aivault code, std)")
+        shares[phase] += n
+    rows = sorted(((v * 100.0 / total if total else 0.0, k) for k, v in shares.items()), reverse=True)
+    md = ["| phase | CPU share |", "|---|---|"] + [f"| {k} | {v:.1f} % |" for v, k in rows]
+    open(os.path.join(out_dir, "profile.md"), "w").write("\n".join(md) + "\n")
+    return {"samples": total, "shares_pct": {k: round(v, 1) for v, k in rows}}
 
 
 def before_after(binary, home, env, token, url, placeholder, dur, current):
