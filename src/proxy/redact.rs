@@ -43,7 +43,9 @@ pub struct Needles(Vec<Zeroizing<Vec<u8>>>);
 impl Needles {
     /// Adds an injected value and its common encodings.
     pub fn push(&mut self, value: &[u8]) {
-        if value.is_empty() {
+        // The same value often arrives twice (a secret and the header rendered from it): its
+        // encodings are already there.
+        if value.is_empty() || self.0.iter().any(|n| n.eq_ignore_ascii_case(value)) {
             return;
         }
         self.add(value.to_vec());
@@ -73,7 +75,7 @@ impl Needles {
             return None;
         }
         // Longest first, so the first needle that matches at a position is the longest there.
-        self.0.sort_by(|a, b| b.len().cmp(&a.len()));
+        self.0.sort_by_key(|n| std::cmp::Reverse(n.len()));
         let mut by_first: Vec<Vec<u16>> = vec![Vec::new(); 256];
         let mut first = [false; 256];
         for (i, n) in self.0.iter().enumerate() {

@@ -32,7 +32,7 @@ pub use rows::{
 };
 
 /// The schema this binary writes in the redb file. Older stores are migrated forward on open.
-pub const SCHEMA_VERSION: u32 = 5;
+pub const SCHEMA_VERSION: u32 = 6;
 
 /// The string-valued tables (names and token hashes map to ids).
 const NAMES: &str = "secret_names";

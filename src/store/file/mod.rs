@@ -13,7 +13,9 @@ use redb::{
 };
 
 use super::guard::{check_file, create_new, guarded, open_error};
-use super::{Record, Retention, SCHEMA_VERSION, StoreError, decode, encode, is_security_record, record_ts_ms};
+use super::{Record, SCHEMA_VERSION, StoreError, decode, encode, is_security_record};
+
+mod audit;
 
 /// The redb table a record kind lives in.
 fn table<R: Record>() -> Tbl {
@@ -52,7 +54,15 @@ const REVIEW_LINKS: Tbl = TableDefinition::new("review_links");
 
 /// Ordered migrations: entry `i` moves a store from version `i` to `i + 1`.
 type Migration = fn(&redb::WriteTransaction) -> Result<(), redb::Error>;
-const MIGRATIONS: &[Migration] = &[migrate_0_to_1, migrate_1_to_2, migrate_2_to_3, migrate_3_to_4, migrate_4_to_5];
+const MIGRATIONS: &[Migration] =
+    &[migrate_0_to_1, migrate_1_to_2, migrate_2_to_3, migrate_3_to_4, migrate_4_to_5, migrate_5_to_6];
+
+/// Request records are appended as segments (see `audit`); earlier rows stay where they are.
+fn migrate_5_to_6(tx: &redb::WriteTransaction) -> Result<(), redb::Error> {
+    tx.open_table(audit::SEGMENTS)?;
+    tx.open_table(audit::INFO)?;
+    Ok(())
+}
 
 /// Proposals and their review links get their tables.
 fn migrate_4_to_5(tx: &redb::WriteTransaction) -> Result<(), redb::Error> {
@@ -285,37 +295,6 @@ impl FileRead {
         let t = self.tx.open_table(AGENT_TOKENS)?;
         Ok(t.get(hash)?.map(|g| g.value().to_owned()))
     }
-
-    /// Audit records (requests and security events merged) with sequence numbers, newest
-    /// first, at most `limit`.
-    pub(super) fn audit_newest(&self, limit: usize) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
-        let requests = self.tx.open_table(AUDIT)?;
-        let security = self.tx.open_table(AUDIT_SECURITY)?;
-        let mut a = requests.iter()?.rev().peekable();
-        let mut b = security.iter()?.rev().peekable();
-        let mut out = Vec::new();
-        while out.len() < limit {
-            let take_a = match (peek_key(a.peek()), peek_key(b.peek())) {
-                (None, None) => break,
-                (Some(_), None) => true,
-                (None, Some(_)) => false,
-                (Some(x), Some(y)) => x > y,
-            };
-            let next = if take_a { a.next() } else { b.next() };
-            match next {
-                Some(Ok((k, v))) => out.push((k.value(), v.value().to_vec())),
-                Some(Err(e)) => return Err(e.into()),
-                None => break,
-            }
-        }
-        Ok(out)
-    }
-}
-
-type AuditItem<'a> = Result<(redb::AccessGuard<'a, u64>, redb::AccessGuard<'a, &'static [u8]>), redb::StorageError>;
-
-fn peek_key(item: Option<&AuditItem<'_>>) -> Option<u64> {
-    item.and_then(|r| r.as_ref().ok()).map(|(k, _)| k.value())
 }
 
 /// A write transaction.
@@ -395,45 +374,6 @@ impl FileWrite {
         t.insert(key, value.as_bytes())?;
         Ok(())
     }
-
-    /// Appends audit records: security events to their own table (never trimmed), request
-    /// records to the request log, which is then trimmed to `retention`.
-    pub(super) fn append_audit(&mut self, records: &[Vec<u8>], retention: Retention) -> Result<(), StoreError> {
-        let mut requests = self.tx.open_table(AUDIT)?;
-        let mut security = self.tx.open_table(AUDIT_SECURITY)?;
-        let last = |t: &redb::Table<'_, u64, &[u8]>| -> Result<u64, StoreError> {
-            Ok(t.last()?.map(|(k, _)| k.value()).unwrap_or(0))
-        };
-        let first = last(&requests)?.max(last(&security)?) + 1;
-        for (seq, r) in (first..).zip(records) {
-            if is_security_record(r) {
-                security.insert(seq, r.as_slice())?;
-            } else {
-                requests.insert(seq, r.as_slice())?;
-            }
-        }
-        let len = requests.len()?;
-        if len > retention.max_requests {
-            let surplus = len - retention.max_requests;
-            let cut = requests.iter()?.nth(surplus as usize).transpose()?.map(|(k, _)| k.value());
-            if let Some(cut) = cut {
-                requests.retain_in(..cut, |_, _| false)?;
-            }
-        }
-        // By age: the log is in time order, so only its head can be too old.
-        let mut old = Vec::new();
-        for item in requests.iter()? {
-            let (k, v) = item?;
-            if record_ts_ms(v.value()) >= retention.min_ts_ms {
-                break;
-            }
-            old.push(k.value());
-        }
-        for k in old {
-            requests.remove(k)?;
-        }
-        Ok(())
-    }
 }
 
 /// The byte-valued record tables a copy moves (names and token hashes are string tables).
@@ -469,13 +409,8 @@ impl FileRead {
                 d.kv.push((t.name().to_owned(), k.value().to_owned(), v.value().as_bytes().to_vec()));
             }
         }
-        for t in [AUDIT, AUDIT_SECURITY] {
-            for item in self.tx.open_table(t)?.iter()? {
-                let (k, v) = item?;
-                d.audit.push((k.value(), v.value().to_vec()));
-            }
-        }
-        d.audit.sort_by_key(|(seq, _)| *seq);
+        d.audit = self.audit_newest(usize::MAX)?;
+        d.audit.reverse();
         Ok(d)
     }
 }
@@ -496,7 +431,7 @@ impl FileWrite {
                 return Ok(false);
             }
         }
-        Ok(self.tx.open_table(AUDIT)?.len()? == 0 && self.tx.open_table(AUDIT_SECURITY)?.len()? == 0)
+        self.audit_is_empty()
     }
 
     /// Replaces everything with `dump` (the schema version stays this store's own).
@@ -507,9 +442,6 @@ impl FileWrite {
         }
         for t in STRING_TABLES {
             self.tx.open_table(*t)?.retain(|_, _| false)?;
-        }
-        for t in [AUDIT, AUDIT_SECURITY] {
-            self.tx.open_table(t)?.retain(|_, _| false)?;
         }
         for (tbl, key, value) in &dump.kv {
             if tbl == META.name() && key == "schema_version" {
@@ -523,15 +455,7 @@ impl FileWrite {
                 return Err(StoreError::Corrupt(format!("unknown table {tbl} in the copy")));
             }
         }
-        let mut requests = self.tx.open_table(AUDIT)?;
-        let mut security = self.tx.open_table(AUDIT_SECURITY)?;
-        for (seq, body) in &dump.audit {
-            if is_security_record(body) {
-                security.insert(*seq, body.as_slice())?;
-            } else {
-                requests.insert(*seq, body.as_slice())?;
-            }
-        }
+        self.load_audit(&dump.audit)?;
         Ok(())
     }
 }
@@ -539,6 +463,7 @@ impl FileWrite {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::Retention;
 
     #[test]
     fn migrates_and_rejects_foreign_and_newer() {
@@ -547,7 +472,7 @@ mod tests {
         {
             let s = FileStore::open(&path, Duration::from_secs(1)).unwrap();
             let v = s.read(|tx| tx.meta("schema_version")).unwrap();
-            assert_eq!(v.as_deref(), Some("5"));
+            assert_eq!(v.as_deref(), Some("6"));
         }
         use std::os::unix::fs::PermissionsExt;
         assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
