@@ -282,9 +282,7 @@ pub fn prepare(
         Target { path: raw_path.clone(), query: parts.uri.query().map(str::to_owned), headers: parts.headers };
     let agent_signed = super::sign::agent_signed_headers(&target.headers);
     inject::strip(&mut target, &resolved.auth);
-    for name in crate::policy::ROUTING_OVERRIDE_HEADERS {
-        target.headers.remove(*name);
-    }
+    inject::remove_where(&mut target.headers, |n| crate::policy::ROUTING_OVERRIDE_HEADERS.contains(&n.as_str()));
     if target.path != match_path && !resolved.auth.is_path() {
         target.path = match_path;
     }
@@ -564,17 +562,7 @@ pub(crate) fn finish(
 
 /// Hop-by-hop headers (RFC 9110 §7.6.1) plus any the `Connection` header names.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
-    let named: Vec<HeaderName> = headers
-        .get_all(http::header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|t| HeaderName::from_bytes(t.trim().to_ascii_lowercase().as_bytes()).ok())
-        .collect();
-    for n in named {
-        headers.remove(n);
-    }
-    for h in [
+    const HOP_BY_HOP: &[&str] = &[
         "connection",
         "keep-alive",
         "proxy-connection",
@@ -584,9 +572,15 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
         "trailer",
         "transfer-encoding",
         "upgrade",
-    ] {
-        headers.remove(h);
-    }
+    ];
+    let named: Vec<HeaderName> = headers
+        .get_all(http::header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|t| HeaderName::from_bytes(t.trim().to_ascii_lowercase().as_bytes()).ok())
+        .collect();
+    inject::remove_where(headers, |n| HOP_BY_HOP.contains(&n.as_str()) || named.contains(n));
 }
 
 fn build_upstream_request(

@@ -51,7 +51,7 @@ impl Needles {
         self.add(value.to_vec());
         for derived in encodings(value) {
             if derived.len() >= MIN_DERIVED_LEN {
-                self.add(derived.into_bytes());
+                self.add(derived);
             }
         }
     }
@@ -74,24 +74,27 @@ impl Needles {
         if self.0.is_empty() {
             return None;
         }
-        // Longest first, so the first needle that matches at a position is the longest there.
-        self.0.sort_by_key(|n| std::cmp::Reverse(n.len()));
-        let mut by_first: Vec<Vec<u16>> = vec![Vec::new(); 256];
-        let mut first = [false; 256];
-        for (i, n) in self.0.iter().enumerate() {
-            let Ok(i) = u16::try_from(i) else { break };
-            for b in [n[0].to_ascii_lowercase(), n[0].to_ascii_uppercase()] {
-                first[usize::from(b)] = true;
-                if !by_first[usize::from(b)].contains(&i) {
-                    by_first[usize::from(b)].push(i);
-                }
+        // Grouped by first byte (either case), longest first within a group, so the first needle
+        // that matches at a position is the longest there.
+        let lower_first = |n: &Zeroizing<Vec<u8>>| n[0].to_ascii_lowercase();
+        self.0.sort_by_key(|n| (lower_first(n), std::cmp::Reverse(n.len())));
+        let mut ranges = [(0u16, 0u16); 256];
+        let Ok(count) = u16::try_from(self.0.len()) else { return None };
+        let mut start = 0u16;
+        while start < count {
+            let key = lower_first(&self.0[usize::from(start)]);
+            let mut end = start;
+            while end < count && lower_first(&self.0[usize::from(end)]) == key {
+                end += 1;
             }
+            ranges[usize::from(key)] = (start, end);
+            ranges[usize::from(key.to_ascii_uppercase())] = (start, end);
+            start = end;
         }
-        let longest = self.0.first().map_or(0, |n| n.len());
+        let longest = self.0.iter().map(|n| n.len()).max().unwrap_or(0);
         Some(Masker {
             needles: self.0,
-            by_first,
-            first,
+            ranges,
             longest,
             scanned: std::sync::atomic::AtomicUsize::new(0),
             ac: std::sync::OnceLock::new(),
@@ -102,49 +105,61 @@ impl Needles {
 /// Bytes of one response scanned directly before the automaton is built for the rest.
 pub const AUTOMATON_AFTER: usize = 64 * 1024;
 
-/// Every encoding of `value` an upstream is likely to echo it in.
-fn encodings(value: &[u8]) -> Vec<String> {
-    let every_byte: String = hex(value).as_bytes().chunks(2).flat_map(|p| ['%', p[0] as char, p[1] as char]).collect();
-    let mut out = vec![crate::percent::encode(value), every_byte, hex(value)];
+/// Every encoding of `value` an upstream is likely to echo it in (forms equal to the value
+/// itself are left out: the value is a needle already).
+fn encodings(value: &[u8]) -> Vec<Vec<u8>> {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = Vec::with_capacity(10);
+    if !value.iter().all(|b| crate::percent::is_unreserved(*b)) {
+        out.push(crate::percent::encode(value).into_bytes());
+    }
+    let mut every_byte = Vec::with_capacity(value.len() * 3);
+    let mut hex = Vec::with_capacity(value.len() * 2);
+    for &b in value {
+        let (hi, lo) = (DIGITS[usize::from(b >> 4)], DIGITS[usize::from(b & 15)]);
+        every_byte.extend_from_slice(&[b'%', hi, lo]);
+        hex.extend_from_slice(&[hi, lo]);
+    }
+    out.push(every_byte);
+    out.push(hex);
+    let mut buf = Zeroizing::new(Vec::with_capacity(value.len() + 2));
     for engine in [&base64::engine::general_purpose::STANDARD_NO_PAD, &base64::engine::general_purpose::URL_SAFE_NO_PAD]
     {
         // The value may sit at any offset inside a larger encoded blob: encode it behind 0, 1
         // and 2 filler bytes and keep only the characters that depend on the value alone.
         for lead in 0..3usize {
-            let mut buf = vec![0u8; lead];
+            buf.clear();
+            buf.resize(lead, 0);
             buf.extend_from_slice(value);
-            let enc = engine.encode(&buf);
+            let enc = Zeroizing::new(engine.encode(buf.as_slice()));
             let skip = [0, 2, 3][lead];
             let end = if buf.len() % 3 == 0 { enc.len() } else { enc.len().saturating_sub(1) };
             if end > skip {
-                out.push(enc[skip..end].to_owned());
+                out.push(enc.as_bytes()[skip..end].to_vec());
             }
-            buf.fill(0);
         }
     }
-    if let Ok(text) = std::str::from_utf8(value) {
-        if let Ok(json) = serde_json::to_string(text) {
-            let inner = &json[1..json.len() - 1];
-            out.push(inner.replace('/', "\\/"));
-            out.push(inner.to_owned());
+    // JSON escaping changes only values with quotes, backslashes, slashes, controls or non-ASCII.
+    let escapes = value.iter().any(|&b| matches!(b, b'"' | b'\\' | b'/') || !(0x20..0x80).contains(&b));
+    if escapes {
+        if let Ok(text) = std::str::from_utf8(value) {
+            if let Ok(json) = serde_json::to_string(text) {
+                let json = Zeroizing::new(json);
+                let inner = &json[1..json.len() - 1];
+                out.push(inner.replace('/', "\\/").into_bytes());
+                out.push(inner.as_bytes().to_vec());
+            }
         }
     }
     out
 }
 
-fn hex(value: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    value.iter().flat_map(|b| [DIGITS[usize::from(b >> 4)] as char, DIGITS[usize::from(b & 15)] as char]).collect()
-}
-
 /// The compiled needles.
 pub struct Masker {
-    /// Longest first.
+    /// Grouped by first byte (ASCII case folded), longest first within a group.
     needles: Vec<Zeroizing<Vec<u8>>>,
-    /// For each byte, the needles that start with it (either case), longest first.
-    by_first: Vec<Vec<u16>>,
-    /// Bytes a needle can start with (either case).
-    first: [bool; 256],
+    /// For each byte, the range of `needles` that start with it (either case); empty if none.
+    ranges: [(u16, u16); 256],
     longest: usize,
     scanned: std::sync::atomic::AtomicUsize,
     /// Built on first use past `AUTOMATON_AFTER` bytes (`None` if it cannot be built: the direct
@@ -174,12 +189,12 @@ impl Masker {
         let mut i = 0;
         'scan: while i < buf.len() {
             // Jump to the next byte some needle starts with.
-            match buf[i..].iter().position(|b| self.first[usize::from(*b)]) {
+            match buf[i..].iter().position(|b| self.starts(*b)) {
                 Some(skip) => i += skip,
                 None => break,
             }
-            for &n in &self.by_first[usize::from(buf[i])] {
-                let needle = &self.needles[usize::from(n)];
+            let (from, to) = self.ranges[usize::from(buf[i])];
+            for needle in &self.needles[usize::from(from)..usize::from(to)] {
                 if buf.len() - i >= needle.len() && buf[i..i + needle.len()].eq_ignore_ascii_case(needle) {
                     spans.push((i, i + needle.len()));
                     i += needle.len();
@@ -189,6 +204,12 @@ impl Masker {
             i += 1;
         }
         spans
+    }
+
+    /// Whether some needle starts with `b`.
+    fn starts(&self, b: u8) -> bool {
+        let (from, to) = self.ranges[usize::from(b)];
+        from < to
     }
 
     /// Masks every occurrence in place; returns whether anything was masked.
@@ -205,7 +226,7 @@ impl Masker {
     fn pending_prefix(&self, buf: &[u8]) -> usize {
         let from = buf.len().saturating_sub(self.longest.saturating_sub(1));
         for start in from..buf.len() {
-            if !self.first[usize::from(buf[start])] {
+            if !self.starts(buf[start]) {
                 continue;
             }
             let tail = &buf[start..];
@@ -322,6 +343,10 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn hex(v: &[u8]) -> String {
+        v.iter().map(|b| format!("{b:02x}")).collect()
+    }
     use http_body_util::{BodyExt as _, StreamBody};
 
     /// The direct scan and the automaton find the same spans (leftmost-longest, case-insensitive).

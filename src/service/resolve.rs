@@ -35,7 +35,8 @@ pub struct Snapshot {
     by_provider: HashMap<String, Vec<String>>,
     bindings: HashMap<String, Vec<BindingRow>>,
     attachments: HashSet<(String, String, String)>,
-    secrets: HashMap<String, SecretRow>,
+    /// Secrets by id, each with its seal's additional data (ids only) built once.
+    secrets: HashMap<String, (SecretRow, Vec<u8>)>,
     agents: HashMap<String, AgentRow>,
     /// Providers whose strategy puts the secret in the path, so the agent's placeholder segment
     /// is stripped before matching.
@@ -229,7 +230,14 @@ impl Snapshot {
                     }
                 }
                 let ca_name = tx.get::<crate::store::CaRow>("root")?.map(|c| c.common_name);
-                let secrets = tx.list::<SecretRow>()?.into_iter().map(|s| (s.id.clone(), s)).collect();
+                let secrets = tx
+                    .list::<SecretRow>()?
+                    .into_iter()
+                    .map(|s| {
+                        let aad = super::secret_aad(&s);
+                        (s.id.clone(), (s, aad))
+                    })
+                    .collect();
                 let agents = tx.list::<AgentRow>()?.into_iter().map(|a| (a.token_sha256.clone(), a)).collect();
                 let mut limiters: [HashMap<String, Arc<Limiter>>; 3] = Default::default();
                 for l in tx.list::<crate::store::LimitRow>()? {
@@ -465,7 +473,7 @@ impl Snapshot {
     fn plaintext(
         &self,
         key: &MasterKey,
-        secret: &SecretRow,
+        (secret, aad): &(SecretRow, Vec<u8>),
     ) -> std::result::Result<crate::secret::SecretBytes, Option<Error>> {
         match &secret.source {
             Some(source) => self.external.get(&secret.id, source).map_err(|why| {
@@ -474,7 +482,7 @@ impl Snapshot {
                     message: format!("secret {} comes from {source}, which failed: {why}", secret.name),
                 })
             }),
-            None => crypto::open(key, &super::secret_aad(secret), &secret.sealed).map_err(|_| None),
+            None => crypto::open(key, aad, &secret.sealed).map_err(|_| None),
         }
     }
 
@@ -486,10 +494,11 @@ impl Snapshot {
                 let mut material = Material::default();
                 let mut secrets = Vec::new();
                 for (field, secret_id) in &row.secrets {
-                    let secret = self.secrets.get(secret_id).ok_or_else(|| unavailable(&row.id))?;
+                    let entry = self.secrets.get(secret_id).ok_or_else(|| unavailable(&row.id))?;
+                    let secret = &entry.0;
                     secrets.push((secret.id.clone(), secret.version));
                     let plain =
-                        self.plaintext(key, secret).map_err(|why| why.unwrap_or_else(|| unavailable(&row.id)))?;
+                        self.plaintext(key, entry).map_err(|why| why.unwrap_or_else(|| unavailable(&row.id)))?;
                     material.add(field, &plain);
                 }
                 Ok(ResolvedCredential {
@@ -502,8 +511,9 @@ impl Snapshot {
                 })
             }
             Pick::Binding { capability, provider, secret_id, level, auth, origin, field } => {
-                let secret = self.secrets.get(secret_id).ok_or_else(|| unavailable(secret_id))?;
-                let plain = self.plaintext(key, secret).map_err(|why| why.unwrap_or_else(|| unavailable(secret_id)))?;
+                let entry = self.secrets.get(secret_id).ok_or_else(|| unavailable(secret_id))?;
+                let secret = &entry.0;
+                let plain = self.plaintext(key, entry).map_err(|why| why.unwrap_or_else(|| unavailable(secret_id)))?;
                 let mut material = Material::default();
                 material.add(field, &plain);
                 Ok(ResolvedCredential {

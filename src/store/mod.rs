@@ -65,6 +65,20 @@ pub(crate) fn record_ts_ms(bytes: &[u8]) -> u64 {
 
 /// Whether an encoded audit record is a security event (anything but a proxied request).
 pub(crate) fn is_security_record(bytes: &[u8]) -> bool {
+    // Fast path for what `AuditEvent` serializes (`{"ts_ms":N,"kind":"...`): no JSON parse for
+    // the thousands of request records a proxy flushes at once.
+    if let Some(rest) = bytes.strip_prefix(br#"{"ts_ms":"#) {
+        let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
+        if let Some(kind) = rest[digits..].strip_prefix(br#","kind":""#) {
+            if let Some(end) = kind.iter().position(|b| *b == b'"' || *b == b'\\') {
+                if kind[end] == b'"' && digits > 0 {
+                    if let Ok(kind) = std::str::from_utf8(&kind[..end]) {
+                        return crate::audit::is_security_kind(kind);
+                    }
+                }
+            }
+        }
+    }
     #[derive(serde::Deserialize)]
     struct Kind {
         kind: String,

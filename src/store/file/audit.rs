@@ -230,6 +230,21 @@ mod tests {
     use super::*;
 
     #[test]
+    fn security_records_are_told_apart_without_a_parse_and_with_one() {
+        for kind in ["proxy.request", "proxy.connect", "secret.create", "agent.revoke", "vault.init"] {
+            let mut e = crate::audit::AuditEvent::new(kind);
+            e.detail = Some("\"kind\":\"proxy.x".into());
+            let bytes = serde_json::to_vec(&e).unwrap();
+            assert!(bytes.starts_with(br#"{"ts_ms":"#), "the fast path's shape");
+            assert_eq!(is_security_record(&bytes), !kind.starts_with("proxy."), "{kind}");
+        }
+        // Other shapes take the parse (and anything unreadable counts as a security event).
+        assert!(!is_security_record(br#"{"kind":"proxy.request","ts_ms":1}"#));
+        assert!(is_security_record(br#"{"kind":"secret.create"}"#));
+        assert!(is_security_record(b"not json"));
+    }
+
+    #[test]
     fn segments_round_trip_and_refuse_truncation() {
         let records: Vec<(u64, &[u8])> = vec![(7, b"a"), (8, b""), (10, b"{\"x\":1}")];
         let bytes = encode(&records);
