@@ -294,7 +294,7 @@ def setup_vault(home):
     aivault(home, "credential", "create", "bench", "--provider", "bench", "--secret-ref", sid, "--auth", "header",
             "--host", "api.bench.test", "--host", "*.bench.test")
     aivault(home, "capability", "create", "bench/all", "--credential", "bench", "--method", "GET", "--method", "POST",
-            "--path", "/small", "--path", "/bytes", "--path", "/upload", "--path", "/sse")
+            "--path", "/small", "--path", "/bytes", "--path", "/upload", "--path", "/sse", "--path", "/echo")
     aivault(home, "credential", "create", "bench-query", "--provider", "bench-query", "--secret-ref", sid, "--auth", "query",
             "--query-param", "key", "--host", "query.bench.test")
     aivault(home, "capability", "create", "bench-query/all", "--credential", "bench-query", "--method", "GET", "--path", "/small")
@@ -331,7 +331,7 @@ def markdown(results):
     out = ["## Keep-alive (W1) and new connections (W2)", "", *rows, ""]
     out += ["## Ratios and targets", "", "| target | measured | holds |", "|---|---|---|"]
     for t in r["targets"]:
-        out.append(f"| {t['target']} | {t['measured']} | {'yes' if t['holds'] else 'NO'} |")
+        out.append(f"| {t['target']} | {t['measured']} | {'holds' if t['holds'] else 'does not hold'} |")
     if r.get("W7"):
         w7 = r["W7"]
         pg, rd = w7["c32"], w7["redb_c32"]
@@ -459,6 +459,14 @@ def main():
             "direct": hey(url, 1, dur, headers=[f"Authorization: Bearer {SECRET}"]),
         }
         colo.stop()
+        log("W1 c=1 latency with µs resolution (one connection, sequential requests)")
+        n_lat = 2000 if smoke else 20000
+        lat = lambda proxy, token_, ca_, bearer="placeholder": json.loads(subprocess.run(
+            ["taskset", "-c", "0", os.path.join(HARNESS, "latency"), proxy, token_, ca_, "api.bench.test", "127.0.0.1:443",
+             "/small", str(n_lat), bearer], capture_output=True, text=True, check=True).stdout)
+        results["W1_latency_us"] = {"direct": lat("direct", "-", ca, SECRET), "aivault": lat("127.0.0.1:18081", token, aiv_ca)}
+        if "hudsucker" in peers:
+            results["W1_latency_us"]["hudsucker"] = lat("127.0.0.1:18082", "-", os.path.join(work, "hudsucker-ca.pem"))
         if args.baseline:
             log("baseline: keep-alive c=32, current and baseline interleaved")
             results["baseline"] = before_after(args.baseline, home, env, token, url, placeholder, dur, aiv)
@@ -515,6 +523,8 @@ def main():
             "query": hey("https://query.bench.test/small", 32, dur, proxy=aurl, pid=aiv.pid),
             "sigv4": hey("https://sigv4.bench.test/small", 32, dur, proxy=aurl, pid=aiv.pid),
             "deny_403": hey("https://api.bench.test/denied", 32, dur, proxy=aurl, pid=aiv.pid),
+            # A response that quotes the credential, so masking replaces bytes on every request.
+            "header_echo_masked": hey("https://api.bench.test/echo", 32, dur, proxy=aurl, headers=placeholder, pid=aiv.pid),
             # Back to back, same route: the cost of checking a rate limit on every request.
             "header_again": hey(url, 32, dur, proxy=aurl, headers=placeholder, pid=aiv.pid),
             "header_rate_limited": hey(url, 32, dur, proxy=f"http://agent:{LIMITED_TOKEN}@127.0.0.1:18081",
@@ -527,6 +537,8 @@ def main():
                 results["W7"] = fleet(work, env, pg_url, dur, smoke, results["W6"]["header_again"])
             finally:
                 pg_stop()
+        log("W8 audit under a burst at full speed")
+        results["W8"] = audit_burst(home, env, token, url, placeholder, 3 if smoke else 60)
         log("micro-benchmarks")
         results["micro_ns"] = micro(smoke)
         results["targets"] = targets(results)
@@ -599,6 +611,48 @@ def profile(pid, url, proxy_url, headers, out_dir, seconds=6):
     md = ["| phase | CPU share |", "|---|---|"] + [f"| {k} | {v:.1f} % |" for v, k in rows]
     open(os.path.join(out_dir, "profile.md"), "w").write("\n".join(md) + "\n")
     return {"samples": total, "shares_pct": {k: round(v, 1) for v, k in rows}}
+
+
+def metric(port, name):
+    text = subprocess.run(["curl", "-s", "--max-time", "2", f"http://127.0.0.1:{port}/metrics"], capture_output=True, text=True).stdout
+    for line in text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    return None
+
+
+def audit_burst(home, env, token, url, headers, seconds):
+    """W8: `seconds` of W1 c=32 on a fresh proxy; every request must be committed to the audit
+    log (the proxy's own written counter, checked once its queue drained) with the queue and RSS
+    sampled every 100 ms for their peaks."""
+    p = Proc("aivault-w8", [AIVAULT, "--home", home, "proxy", "--listen", "127.0.0.1:18091", "--console-listen",
+                             "127.0.0.1:18092"], 1, env=env, ready="listening on")
+    try:
+        base_rss = rss_kib(p.pid)
+        written_before = metric(18092, "aivault_audit_records_written_total") or 0
+        peaks, stop = {"queue": 0, "rss_kib": 0}, threading.Event()
+
+        def sample():
+            while not stop.is_set():
+                q = metric(18092, "aivault_audit_queue_depth")
+                peaks["queue"] = max(peaks["queue"], int(q or 0))
+                peaks["rss_kib"] = max(peaks["rss_kib"], rss_kib(p.pid))
+                time.sleep(0.1)
+        t = threading.Thread(target=sample)
+        t.start()
+        r = hey(url, 32, seconds, proxy=f"http://agent:{token}@127.0.0.1:18091", headers=headers, pid=p.pid)
+        stop.set()
+        t.join()
+        deadline, written = time.time() + 60, 0
+        while time.time() < deadline:
+            written = (metric(18092, "aivault_audit_records_written_total") or 0) - written_before
+            if written >= r["requests"]:
+                break
+            time.sleep(0.5)
+        return {"seconds": seconds, "requests": r["requests"], "rps": r["rps"], "cpu_us_per_req": r["cpu_us_per_req"],
+                "written": int(written), "peak_queue": peaks["queue"], "rss_growth_kib": peaks["rss_kib"] - base_rss}
+    finally:
+        p.stop()
 
 
 def before_after(binary, home, env, token, url, placeholder, dur, current):
@@ -708,45 +762,48 @@ def ping(port, token):
 
 
 def targets(r):
+    """The issue-13 targets, each with what was measured and whether it holds."""
     w1, out = r["W1"], []
     a32 = w1["aivault"]["c32"]
+    row = lambda target, measured, holds, why="": out.append({"target": target, "measured": measured, "holds": holds, "why": why})
     if "hudsucker" in w1:
-        h = w1["hudsucker"]["c32"]["cpu_us_per_req"]
-        out.append({"target": "CPU per keep-alive request ≤ 1.0 × hudsucker", "measured": f"{a32['cpu_us_per_req']:.1f} vs {h:.1f} µs ({a32['cpu_us_per_req'] / h:.2f}×)",
-                    "holds": a32["cpu_us_per_req"] <= h})
-    if "mitmproxy" in w1:
-        m = w1["mitmproxy"]["c32"]["rps"]
-        out.append({"target": "W1 c=32 throughput ≥ 20 × mitmproxy", "measured": f"{a32['rps']:.0f} vs {m:.0f} req/s ({a32['rps'] / m:.1f}×)",
-                    "holds": a32["rps"] >= 20 * m})
-    if "squid" in w1:
-        q = w1["squid"]["c32"]["rps"]
-        out.append({"target": "W1 c=32 throughput ≥ 1.5 × Squid", "measured": f"{a32['rps']:.0f} vs {q:.0f} req/s ({a32['rps'] / q:.2f}×)",
-                    "holds": a32["rps"] >= 1.5 * q})
-    d = w1["direct"]["c1"]
-    added50 = w1["aivault"]["c1"]["p50_ms"] - d["p50_ms"]
-    added99 = w1["aivault"]["c1"]["p99_ms"] - d["p99_ms"]
-    out.append({"target": "added p50 ≤ 0.1 ms (keep-alive, c=1, proxy on its own core)", "measured": f"{added50:.3f} ms", "holds": added50 <= 0.1})
-    out.append({"target": "added p99 ≤ 1 ms (keep-alive, c=1, proxy on its own core)", "measured": f"{added99:.3f} ms", "holds": added99 <= 1.0})
-    if "W1_colocated_c1" in r:
-        c = r["W1_colocated_c1"]
-        a50 = c["aivault"]["p50_ms"] - c["direct"]["p50_ms"]
-        a99 = c["aivault"]["p99_ms"] - c["direct"]["p99_ms"]
-        out.append({"target": "added p50 ≤ 0.1 ms (keep-alive, c=1, co-located)", "measured": f"{a50:.3f} ms", "holds": a50 <= 0.1})
-        out.append({"target": "added p99 ≤ 1 ms (keep-alive, c=1, co-located)", "measured": f"{a99:.3f} ms", "holds": a99 <= 1.0})
+        h = w1["hudsucker"]["c32"]
+        ratio = a32["cpu_us_per_req"] / h["cpu_us_per_req"]
+        row("proxy CPU per keep-alive request vs hudsucker ≤ 1.0× (aim 0.9×)",
+            f"{a32['cpu_us_per_req']:.1f} vs {h['cpu_us_per_req']:.1f} µs ({ratio:.2f}×)", ratio <= 1.0)
+        row("keep-alive req/s at 32 connections vs hudsucker ≥ 1.0×",
+            f"{a32['rps']:.0f} vs {h['rps']:.0f} req/s ({a32['rps'] / h['rps']:.2f}×)", a32["rps"] >= h["rps"])
     hs = r["handshake_rate"]["handshakes_per_s"]
     w2 = r["W2"]["aivault"]["rps"]
-    out.append({"target": "W2 conn/s ≥ 50 % of in-memory handshake rate", "measured": f"{w2:.0f} vs {hs:.0f}/s ({100 * w2 / hs:.0f} %)", "holds": w2 >= 0.5 * hs})
-    w3 = r["W3"]["aivault"]
-    out.append({"target": "W3 one certificate per host", "measured": f"{w3['certificates_minted']} for {r['W3']['hosts']} hosts",
-                "holds": w3["certificates_minted"] == r["W3"]["hosts"]})
-    big = [k for k in r["W4"] if k.startswith("get_") and k != "get_1MiB"][0]
-    g = r["W4"][big]
-    out.append({"target": f"W4 {big} RSS growth ≤ 16 MiB", "measured": f"{(g['aivault']['rss_growth_kib'] or 0) / 1024:.1f} MiB",
-                "holds": (g["aivault"]["rss_growth_kib"] or 0) <= 16 * 1024})
-    out.append({"target": f"W4 {big} throughput ≥ 70 % of direct", "measured": f"{g['aivault']['mb_per_s']:.0f} vs {g['direct']['mb_per_s']:.0f} MB/s",
-                "holds": g["aivault"]["mb_per_s"] >= 0.7 * g["direct"]["mb_per_s"]})
+    row("new connections/s vs the in-memory handshake ceiling ≥ 50 % (aim 70 %)", f"{w2:.0f} vs {hs:.0f}/s ({100 * w2 / hs:.0f} %)",
+        w2 >= 0.5 * hs)
+    if "W1_latency_us" in r:
+        lat = r["W1_latency_us"]
+        d, a = lat["direct"], lat["aivault"]
+        add50, add99 = a["p50_us"] - d["p50_us"], a["p99_us"] - d["p99_us"]
+        row("added latency, keep-alive, 1 connection: p50 ≤ 50 µs, p99 ≤ 500 µs",
+            f"p50 +{add50:.0f} µs, p99 +{add99:.0f} µs (direct {d['p50_us']:.0f} / {d['p99_us']:.0f} µs)",
+            add50 <= 50 and add99 <= 500)
+    w6 = r["W6"]
+    plain = w6["header_again"]["cpu_us_per_req"]
+    for key, what in [("header_rate_limited", "with a rate limit"), ("header_echo_masked", "with response masking replacing an echo")]:
+        if key in w6:
+            v = w6[key]["cpu_us_per_req"]
+            row(f"CPU per request {what} within 3 % of the plain header case", f"{v:.1f} vs {plain:.1f} µs ({100 * (v / plain - 1):+.1f} %)",
+                v <= plain * 1.03)
+    if r.get("W7"):
+        pg, rd = r["W7"]["c32"]["cpu_us_per_req"], r["W7"]["redb_c32"]["cpu_us_per_req"]
+        row("CPU per request with the PostgreSQL backend within 3 % of the plain header case (redb)",
+            f"{pg:.1f} vs {rd:.1f} µs ({100 * (pg / rd - 1):+.1f} %)", pg <= rd * 1.03)
+    if "W8" in r:
+        w8 = r["W8"]
+        row(f"audit under a {w8['seconds']} s burst at full speed: every request recorded, queue bounded",
+            f"{w8['written']} of {w8['requests']} requests committed; peak queue {w8['peak_queue']} records, RSS growth "
+            f"{w8['rss_growth_kib'] / 1024:.1f} MiB", w8["written"] >= w8["requests"])
     for n, v in r["W5"].items():
-        out.append({"target": f"W5 ≤ 64 KiB RSS per idle connection ({n})", "measured": f"{v['rss_kib_per_conn']:.1f} KiB", "holds": v["rss_kib_per_conn"] <= 64})
+        row(f"RSS per idle intercepted connection ≤ 32 KiB ({n} connections)", f"{v['rss_kib_per_conn']:.1f} KiB", v["rss_kib_per_conn"] <= 32)
+    row("a large vault (100k secrets, 10k capabilities, 10k agents): CPU within 5 %, start ≤ 2 s, change visible ≤ 1 s",
+        "not measured", False, "the harness has no large-vault generator yet")
     return out
 
 

@@ -31,6 +31,8 @@ pub struct AuditSink {
     pub sessions: std::sync::Arc<super::session_tally::Tally>,
     /// Request counters and latency for `/metrics`, counted as records arrive.
     pub metrics: std::sync::Arc<super::metrics::Metrics>,
+    /// Records committed to the store (a folded record counts for each event it stands for).
+    pub written: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
 
 struct Spill {
@@ -86,6 +88,8 @@ impl AuditSink {
         let (tx, mut rx) = mpsc::channel::<AuditEvent>(QUEUE);
         let spill = std::sync::Arc::new(Spill { path: spill_path, lock: Mutex::new(()), waiting: AtomicUsize::new(0) });
         let writer_spill = spill.clone();
+        let written = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let writer_written = written.clone();
         let task = tokio::spawn(async move {
             let mut aggregator = Aggregator::default();
             // A spill left by a proxy that was killed is ingested first.
@@ -121,7 +125,9 @@ impl AuditSink {
                 })
                 .await;
                 match result {
-                    Ok((Ok(()), _)) => {
+                    Ok((Ok(()), batch)) => {
+                        let n: u64 = batch.iter().map(|e| e.count.unwrap_or(1)).sum();
+                        writer_written.fetch_add(n, Ordering::Relaxed);
                         last_error = None;
                         pending.extend(writer_spill.take());
                     }
@@ -151,7 +157,7 @@ impl AuditSink {
                 }
             }
         });
-        (AuditSink { tx, spill, sessions: Default::default(), metrics: Default::default() }, task)
+        (AuditSink { tx, spill, sessions: Default::default(), metrics: Default::default(), written }, task)
     }
 
     /// Queues a record; never blocks and never loses it (a full queue spills to disk).
@@ -189,7 +195,13 @@ mod tests {
             lock: Mutex::new(()),
             waiting: AtomicUsize::new(0),
         });
-        let sink = AuditSink { tx, spill: spill.clone(), sessions: Default::default(), metrics: Default::default() };
+        let sink = AuditSink {
+            tx,
+            spill: spill.clone(),
+            sessions: Default::default(),
+            metrics: Default::default(),
+            written: Default::default(),
+        };
         for i in 0..10 {
             let mut e = AuditEvent::new("proxy.request");
             e.ts_ms = i;

@@ -39,6 +39,7 @@ pub struct Gauges {
     pub leaf_certificates_minted: u64,
     pub oauth_refreshes: u64,
     pub snapshot_generation: u64,
+    pub audit_written: u64,
 }
 
 impl Metrics {
@@ -142,6 +143,12 @@ impl Metrics {
                 g.oauth_refreshes,
             ),
             ("aivault_snapshot_generation", "gauge", "The vault generation this proxy serves.", g.snapshot_generation),
+            (
+                "aivault_audit_records_written_total",
+                "counter",
+                "Audit records this proxy committed to the store.",
+                g.audit_written,
+            ),
         ];
         for (name, kind, help, value) in gauges {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}");
@@ -178,6 +185,7 @@ mod tests {
             active_connections: 2,
             audit_queue: 0,
             leaf_certificates_minted: 1,
+            audit_written: 3,
             oauth_refreshes: 0,
             snapshot_generation: 7,
         };

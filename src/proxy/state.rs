@@ -118,6 +118,7 @@ impl ProxyState {
             leaf_certificates_minted: self.ca().minted(),
             oauth_refreshes: self.shared.oauth.refreshes.load(Ordering::Relaxed),
             snapshot_generation: self.shared.snapshot.load().generation,
+            audit_written: self.shared.audit.written.load(Ordering::Relaxed),
         };
         self.shared.audit.metrics.render(&gauges)
     }

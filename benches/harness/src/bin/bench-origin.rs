@@ -83,6 +83,11 @@ async fn handle(req: Request<hyper::body::Incoming>) -> Result<Response<Body>, I
         r.headers_mut().insert("content-type", "text/event-stream".parse().unwrap_or_else(|_| unreachable!()));
         return Ok(r);
     }
+    if path == "/echo" {
+        // Quotes the credential it received, as a debug endpoint would: the proxy must mask it.
+        let auth = req.headers().get("authorization").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
+        return Ok(Response::new(full(format!("you sent: {auth}\n"))));
+    }
     Ok(Response::new(full("hello world")))
 }
 

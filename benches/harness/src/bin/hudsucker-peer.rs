@@ -30,6 +30,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut params = CertificateParams::new(Vec::<String>::new())?;
     params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
     params.distinguished_name.push(DnType::CommonName, "hudsucker bench CA");
+    // Its CA beside the origin's, for clients that verify (the latency probe).
+    let cert = params.self_signed(&key)?;
+    std::fs::write(std::path::Path::new(&origin_ca).with_file_name("hudsucker-ca.pem"), cert.pem())?;
     let issuer = Issuer::new(params, key);
     let provider = rustls::crypto::ring::default_provider();
     let ca = RcgenAuthority::new(issuer, 10_000, provider.clone());
