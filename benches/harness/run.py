@@ -458,13 +458,14 @@ def main():
             "aivault": hey(url, 1, dur, proxy=f"http://agent:{token}@127.0.0.1:18085", headers=placeholder, pid=colo.pid),
             "direct": hey(url, 1, dur, headers=[f"Authorization: Bearer {SECRET}"]),
         }
-        colo.stop()
         log("W1 c=1 latency with µs resolution (one connection, sequential requests)")
         n_lat = 2000 if smoke else 20000
         lat = lambda proxy, token_, ca_, bearer="placeholder": json.loads(subprocess.run(
             ["taskset", "-c", "0", os.path.join(HARNESS, "latency"), proxy, token_, ca_, "api.bench.test", "127.0.0.1:443",
              "/small", str(n_lat), bearer], capture_output=True, text=True, check=True).stdout)
         results["W1_latency_us"] = {"direct": lat("direct", "-", ca, SECRET), "aivault": lat("127.0.0.1:18081", token, aiv_ca)}
+        results["W1_latency_us"]["aivault_colocated"] = lat("127.0.0.1:18085", token, aiv_ca)
+        colo.stop()
         if "hudsucker" in peers:
             results["W1_latency_us"]["hudsucker"] = lat("127.0.0.1:18082", "-", os.path.join(work, "hudsucker-ca.pem"))
         if args.baseline:
@@ -779,11 +780,14 @@ def targets(r):
         w2 >= 0.5 * hs)
     if "W1_latency_us" in r:
         lat = r["W1_latency_us"]
-        d, a = lat["direct"], lat["aivault"]
-        add50, add99 = a["p50_us"] - d["p50_us"], a["p99_us"] - d["p99_us"]
-        row("added latency, keep-alive, 1 connection: p50 ≤ 50 µs, p99 ≤ 500 µs",
-            f"p50 +{add50:.0f} µs, p99 +{add99:.0f} µs (direct {d['p50_us']:.0f} / {d['p99_us']:.0f} µs)",
-            add50 <= 50 and add99 <= 500)
+        d = lat["direct"]
+        for key, where in [("aivault", "proxy on its own core"), ("aivault_colocated", "proxy on the client's core")]:
+            if key in lat:
+                a = lat[key]
+                add50, add99 = a["p50_us"] - d["p50_us"], a["p99_us"] - d["p99_us"]
+                row(f"added latency, keep-alive, 1 connection ({where}): p50 ≤ 50 µs, p99 ≤ 500 µs",
+                    f"p50 +{add50:.0f} µs, p99 +{add99:.0f} µs (direct {d['p50_us']:.0f} / {d['p99_us']:.0f} µs)",
+                    add50 <= 50 and add99 <= 500)
     w6 = r["W6"]
     plain = w6["header_again"]["cpu_us_per_req"]
     for key, what in [("header_rate_limited", "with a rate limit"), ("header_echo_masked", "with response masking replacing an echo")]:

@@ -71,6 +71,9 @@ pub struct Authority {
     leaves: moka::future::Cache<String, Arc<ServerConfig>>,
     minted: AtomicU64,
     provider: Arc<rustls::crypto::CryptoProvider>,
+    /// One stateless ticket key (rotated by rustls every 6 hours) for every leaf: an agent that
+    /// reconnects resumes without a new signature, and nothing per session is stored.
+    ticketer: Arc<dyn rustls::server::ProducesTickets>,
 }
 
 impl Authority {
@@ -88,7 +91,8 @@ impl Authority {
         let issuer = Issuer::new(root_params(common_name)?, key);
         let leaves =
             moka::future::Cache::builder().max_capacity(10_000).time_to_live(Duration::from_secs(12 * 3600)).build();
-        Ok(Authority { cert_der, issuer, leaves, minted: AtomicU64::new(0), provider })
+        let ticketer = rustls::crypto::ring::Ticketer::new().map_err(|e| CaError::Tls(e.to_string()))?;
+        Ok(Authority { cert_der, issuer, leaves, minted: AtomicU64::new(0), provider, ticketer })
     }
 
     /// The TLS server configuration for `host`, minted on first use and shared afterwards.
@@ -132,6 +136,9 @@ impl Authority {
             .with_single_cert(chain, key_der)
             .map_err(|e| CaError::Tls(e.to_string()))?;
         config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        config.ticketer = self.ticketer.clone();
+        config.send_tls13_tickets = 1;
+        config.session_storage = Arc::new(rustls::server::NoServerSessionStorage {});
         self.minted.fetch_add(1, Ordering::Relaxed);
         Ok(config)
     }

@@ -38,4 +38,5 @@ mod registry_schema;
 mod run_isolate;
 mod run_sandbox;
 mod tidy;
+mod tls_resumption;
 mod upstream_proxy;
