@@ -436,7 +436,7 @@ def main():
             hey(url, 32, 2, proxy=aurl, headers=placeholder)  # warm the pool and the leaf cache
             plain = hey(url, 32, dur, proxy=aurl, headers=placeholder, pid=aiv.pid)
             log(f"W1 c=32: {plain['rps']:.0f} req/s, {plain['cpu_us_per_req']:.1f} µs CPU/request")
-            print(json.dumps({"W1_c32": plain, "profile": profile(aiv.pid, url, aurl, placeholder, args.out)}, indent=2))
+            print(json.dumps({"W1_c32": plain, "profile": profile(aiv.pid, url, aurl, placeholder, args.out, keep_folded=True)}, indent=2))
             return
 
         log("W0 direct and tunnel")
@@ -581,7 +581,7 @@ PHASES = [
 ]
 
 
-def profile(pid, url, proxy_url, headers, out_dir, seconds=6):
+def profile(pid, url, proxy_url, headers, out_dir, seconds=6, keep_folded=False):
     """perf record (DWARF stacks) on the proxy under W1 c=32; writes flamegraph.svg and profile.md
     (the CPU share of each phase) to out_dir and returns the shares."""
     data = os.path.join(out_dir, "perf.data")
@@ -592,7 +592,8 @@ def profile(pid, url, proxy_url, headers, out_dir, seconds=6):
     script = subprocess.run(["perf", "script", "-i", data], capture_output=True, text=True).stdout
     folded = subprocess.run(["inferno-collapse-perf"], input=script, capture_output=True, text=True).stdout
     os.remove(data)
-    open(os.path.join(out_dir, "profile.folded"), "w").write(folded)
+    if keep_folded:
+        open(os.path.join(out_dir, "profile.folded"), "w").write(folded)
     svg = subprocess.run(["inferno-flamegraph", "--title", "aivault proxy, W1 keep-alive c=32"], input=folded,
                          capture_output=True, text=True).stdout
     open(os.path.join(out_dir, "flamegraph.svg"), "w").write(svg)
