@@ -660,14 +660,22 @@ def audit_burst(home, env, token, url, headers, seconds):
 def before_after(binary, home, env, token, url, placeholder, dur, current):
     """W1 c=32 on the current proxy and on `binary` (same vault, same CPU), alternating three times
     so drift in the machine hits both; reports the medians of CPU per request and req/s."""
-    base = Proc("aivault-baseline", [binary, "--home", home, "proxy", "--listen", "127.0.0.1:18089",
+    # Its own vault, made by its own binary: an older build refuses a newer store schema.
+    global AIVAULT, LIMITED_TOKEN
+    saved, limited, AIVAULT = AIVAULT, LIMITED_TOKEN, binary
+    try:
+        base_home = home + "-baseline"
+        base_token = setup_vault(base_home)
+    finally:
+        AIVAULT, LIMITED_TOKEN = saved, limited
+    base = Proc("aivault-baseline", [binary, "--home", base_home, "proxy", "--listen", "127.0.0.1:18089",
                                       "--console-listen", "off"], 1, env=env, ready="listening on")
     runs = {"current": [], "baseline": []}
     try:
         for _ in range(3):
             runs["current"].append(hey(url, 32, dur, proxy=f"http://agent:{token}@127.0.0.1:18081",
                                        headers=placeholder, pid=current.pid))
-            runs["baseline"].append(hey(url, 32, dur, proxy=f"http://agent:{token}@127.0.0.1:18089",
+            runs["baseline"].append(hey(url, 32, dur, proxy=f"http://agent:{base_token}@127.0.0.1:18089",
                                         headers=placeholder, pid=base.pid))
     finally:
         base.stop()
