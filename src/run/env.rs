@@ -9,11 +9,10 @@ use std::net::SocketAddr;
 
 use serde::Serialize;
 
-use super::{PLACEHOLDER, child_env, running_proxy};
+use super::{Session, running_proxy};
 use crate::config::Config;
 use crate::error::Result;
 use crate::scope::Context;
-use crate::service::Vault;
 
 /// What `aivault env` was asked for.
 pub struct EnvRequest {
@@ -37,31 +36,18 @@ pub struct EnvOutput {
 }
 
 pub fn env(cfg: &Config, req: &EnvRequest) -> Result<EnvOutput> {
-    let vault = Vault::open(cfg)?;
-    let (name, ctx, grants) = match &req.agent {
-        Some(n) => {
-            let a = vault.agent_by_name(n)?;
-            (a.name, Context { workspace_id: a.workspace_id, group_id: a.group_id }, a.grants)
-        }
-        None => ("env".to_owned(), req.ctx.clone(), Vec::new()),
-    };
-    vault.ca_material()?;
-    let bundle = vault.ca_bundle_path();
-    let (usable, all) = vault.placeholder_vars(&ctx, &grants)?;
-    let session = vault.agent_create(&name, ctx, true, &grants)?;
-    let generation = vault.generation()?;
-    drop(vault);
-    crate::service::proxies::wait_for(&cfg.home, generation, std::time::Duration::from_secs(3));
+    let session = Session::start(cfg, req.agent.as_deref(), &req.ctx, "env")?;
     let running = running_proxy(&cfg.home, &session.token).map(|(addr, _)| addr);
     let addr = running.unwrap_or(req.fallback);
-    let mut set = child_env(addr, &session.token, &bundle);
-    set.extend(usable.iter().map(|n| (n.clone(), PLACEHOLDER.to_owned())));
-    let unset = all
-        .iter()
-        .filter(|n| !usable.contains(n) && std::env::var_os(n).is_some_and(|v| v != PLACEHOLDER))
-        .cloned()
-        .collect();
-    Ok(EnvOutput { session: session.info.id, proxy: addr.to_string(), proxy_running: running.is_some(), set, unset })
+    // Placeholders already replace the usable ones; the other real keys are unset.
+    let unset = session.inherited_keys().into_iter().filter(|n| !session.usable.contains(n)).collect();
+    Ok(EnvOutput {
+        proxy: addr.to_string(),
+        proxy_running: running.is_some(),
+        set: session.env(addr),
+        unset,
+        session: session.id,
+    })
 }
 
 /// Shell syntaxes `aivault env --format` prints.

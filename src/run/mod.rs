@@ -68,28 +68,59 @@ pub fn child_env(proxy: SocketAddr, token: &SecretString, bundle: &Path) -> Vec<
     env
 }
 
+/// A session agent minted for `run` or `env`, with what its environment needs.
+struct Session {
+    id: String,
+    token: SecretString,
+    bundle: PathBuf,
+    /// Key variables of the registry providers the agent can use (set to the placeholder).
+    usable: Vec<String>,
+    /// Every registry key variable (real values of these must not reach the agent).
+    all: Vec<String>,
+}
+
+impl Session {
+    /// Mints a session for `agent` (its context and grants), or for `ctx` named `name`, and waits
+    /// until running proxies serve it: asking one earlier would be refused (and audited as a 407)
+    /// while it reloads.
+    fn start(cfg: &Config, agent: Option<&str>, ctx: &Context, name: &str) -> Result<Session> {
+        let vault = Vault::open(cfg)?;
+        let (name, ctx, grants) = match agent {
+            Some(n) => {
+                let a = vault.agent_by_name(n)?;
+                (a.name, Context { workspace_id: a.workspace_id, group_id: a.group_id }, a.grants)
+            }
+            None => (name.to_owned(), ctx.clone(), Vec::new()),
+        };
+        vault.ca_material()?;
+        let bundle = vault.ca_bundle_path();
+        let (usable, all) = vault.placeholder_vars(&ctx, &grants)?;
+        let created = vault.agent_create(&name, ctx, true, &grants)?;
+        let generation = vault.generation()?;
+        drop(vault);
+        crate::service::proxies::wait_for(&cfg.home, generation, Duration::from_secs(3));
+        Ok(Session { id: created.info.id, token: created.token, bundle, usable, all })
+    }
+
+    /// The child's variables for a proxy at `proxy`: `child_env` plus the placeholders.
+    fn env(&self, proxy: SocketAddr) -> Vec<(String, String)> {
+        let mut env = child_env(proxy, &self.token, &self.bundle);
+        env.extend(self.usable.iter().map(|n| (n.clone(), PLACEHOLDER.to_owned())));
+        env
+    }
+
+    /// Registry key variables holding a real value in this process's environment.
+    fn inherited_keys(&self) -> Vec<String> {
+        self.all.iter().filter(|n| std::env::var_os(n).is_some_and(|v| v != PLACEHOLDER)).cloned().collect()
+    }
+}
+
 /// Runs the child and returns the exit code to use.
 pub fn run(cfg: &Config, req: RunRequest) -> Result<i32> {
-    let vault = Vault::open(cfg)?;
-    let (name, ctx, grants) = match &req.agent {
-        Some(n) => {
-            let a = vault.agent_by_name(n)?;
-            (a.name, Context { workspace_id: a.workspace_id, group_id: a.group_id }, a.grants)
-        }
-        None => ("run".to_owned(), req.ctx.clone(), Vec::new()),
-    };
-    vault.ca_material()?;
-    let bundle = vault.ca_bundle_path();
-    let placeholders = vault.placeholder_vars(&ctx, &grants)?;
-    let session = vault.agent_create(&name, ctx, true, &grants)?;
-    let generation = vault.generation()?;
-    drop(vault);
-    // A running proxy must know the new session before it is asked: pinging earlier would be
-    // refused (and audited as a 407) while it reloads.
-    crate::service::proxies::wait_for(&cfg.home, generation, Duration::from_secs(3));
-    let outcome = run_child(cfg, &req, &session.token, &bundle, &placeholders);
+    let session = Session::start(cfg, req.agent.as_deref(), &req.ctx, "run")?;
+    let outcome = run_child(cfg, &req, &session);
     if let Ok(v) = Vault::open(cfg) {
-        let _ = v.agent_session_end(&session.info.id);
+        let _ = v.agent_session_end(&session.id);
     }
     outcome
 }
@@ -97,13 +128,8 @@ pub fn run(cfg: &Config, req: RunRequest) -> Result<i32> {
 /// The value every placeholder variable gets (the proxy replaces what the agent sends).
 pub const PLACEHOLDER: &str = "aivault-placeholder";
 
-fn run_child(
-    cfg: &Config,
-    req: &RunRequest,
-    token: &SecretString,
-    bundle: &Path,
-    (usable, all): &(Vec<String>, Vec<String>),
-) -> Result<i32> {
+fn run_child(cfg: &Config, req: &RunRequest, session: &Session) -> Result<i32> {
+    let token = &session.token;
     let wanted: BTreeMap<String, String> =
         req.proxy.policy_fingerprint().into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
     let (addr, embedded) = match running_proxy(&cfg.home, token) {
@@ -133,11 +159,9 @@ fn run_child(
         None
     };
     let child_addr = if req.isolate { SocketAddr::from(([127, 0, 0, 1], addr.port())) } else { addr };
-    let mut env = child_env(child_addr, token, bundle);
-    env.extend(usable.iter().map(|n| (n.clone(), PLACEHOLDER.to_owned())));
+    let env = session.env(child_addr);
     // Real keys already exported in the operator's shell must not flow into the agent.
-    let inherited: Vec<String> =
-        all.iter().filter(|n| std::env::var_os(n).is_some_and(|v| v != PLACEHOLDER)).cloned().collect();
+    let inherited = session.inherited_keys();
     if !inherited.is_empty() {
         (req.warn)(&format!(
             "aivault: removed {} from the agent's environment (the proxy injects the vault's value)",
@@ -146,7 +170,7 @@ fn run_child(
     }
     let mut cmd = sandbox::command(&plan, &req.program, &req.args, &env);
     for name in &inherited {
-        if !usable.contains(name) {
+        if !session.usable.contains(name) {
             cmd.env_remove(name);
         }
     }
