@@ -270,25 +270,37 @@ pub(super) struct FileRead {
     pub(super) tx: redb::ReadTransaction,
 }
 
+/// One row of a record table, read or write transaction alike.
+fn get_row<R: Record>(t: &impl ReadableTable<&'static str, &'static [u8]>, key: &str) -> Result<Option<R>, StoreError> {
+    t.get(key)?.map(|g| decode(R::WHAT, g.value())).transpose()
+}
+
+/// Every row of a record table.
+fn list_rows<R: Record>(t: &impl ReadableTable<&'static str, &'static [u8]>) -> Result<Vec<R>, StoreError> {
+    let mut out = Vec::new();
+    for item in t.iter()? {
+        let (_, v) = item?;
+        out.push(decode(R::WHAT, v.value())?);
+    }
+    Ok(out)
+}
+
+/// A `meta` value as text.
+fn meta_text(t: &impl ReadableTable<&'static str, &'static [u8]>, key: &str) -> Result<Option<String>, StoreError> {
+    Ok(t.get(key)?.map(|g| String::from_utf8_lossy(g.value()).into_owned()))
+}
+
 impl FileRead {
     pub(super) fn get<R: Record>(&self, key: &str) -> Result<Option<R>, StoreError> {
-        let t = self.tx.open_table(table::<R>())?;
-        t.get(key)?.map(|g| decode(R::WHAT, g.value())).transpose()
+        get_row(&self.tx.open_table(table::<R>())?, key)
     }
 
     pub(super) fn list<R: Record>(&self) -> Result<Vec<R>, StoreError> {
-        let t = self.tx.open_table(table::<R>())?;
-        let mut out = Vec::new();
-        for item in t.iter()? {
-            let (_, v) = item?;
-            out.push(decode(R::WHAT, v.value())?);
-        }
-        Ok(out)
+        list_rows(&self.tx.open_table(table::<R>())?)
     }
 
     pub(super) fn meta(&self, key: &str) -> Result<Option<String>, StoreError> {
-        let t = self.tx.open_table(META)?;
-        Ok(t.get(key)?.map(|g| String::from_utf8_lossy(g.value()).into_owned()))
+        meta_text(&self.tx.open_table(META)?, key)
     }
 
     pub(super) fn agent_by_token_hash(&self, hash: &str) -> Result<Option<String>, StoreError> {
@@ -305,18 +317,11 @@ pub(super) struct FileWrite {
 
 impl FileWrite {
     pub(super) fn get<R: Record>(&self, key: &str) -> Result<Option<R>, StoreError> {
-        let t = self.tx.open_table(table::<R>())?;
-        t.get(key)?.map(|g| decode(R::WHAT, g.value())).transpose()
+        get_row(&self.tx.open_table(table::<R>())?, key)
     }
 
     pub(super) fn list<R: Record>(&self) -> Result<Vec<R>, StoreError> {
-        let t = self.tx.open_table(table::<R>())?;
-        let mut out = Vec::new();
-        for item in t.iter()? {
-            let (_, v) = item?;
-            out.push(decode(R::WHAT, v.value())?);
-        }
-        Ok(out)
+        list_rows(&self.tx.open_table(table::<R>())?)
     }
 
     pub(super) fn put<R: Record>(&mut self, key: &str, row: &R) -> Result<(), StoreError> {
@@ -364,9 +369,7 @@ impl FileWrite {
     }
 
     pub(super) fn meta(&self, key: &str) -> Result<Option<String>, StoreError> {
-        let t = self.tx.open_table(META)?;
-        let v = t.get(key)?.map(|g| String::from_utf8_lossy(g.value()).into_owned());
-        Ok(v)
+        meta_text(&self.tx.open_table(META)?, key)
     }
 
     pub(super) fn set_meta(&mut self, key: &str, value: &str) -> Result<(), StoreError> {
