@@ -8,20 +8,12 @@ use super::render::{self, Out};
 use crate::config::Config;
 use crate::error::Result;
 use crate::run::env::{self, EnvRequest, Format};
-use crate::scope::Context;
 
 /// `aivault env`
 #[derive(Args, Debug)]
 pub struct EnvArgs {
-    /// Mint the session for this agent (its workspace, group and grants).
-    #[arg(long, conflicts_with_all = ["workspace_id", "group_id"])]
-    pub agent: Option<String>,
-    /// Mint the session in this workspace (instead of --agent).
-    #[arg(long)]
-    pub workspace_id: Option<String>,
-    /// Mint the session in this group (needs --workspace-id).
-    #[arg(long)]
-    pub group_id: Option<String>,
+    #[command(flatten)]
+    pub who: super::proxy::SessionArgs,
     /// Output syntax: sh (bash, zsh), fish, dotenv, or json (also with the global --json).
     #[arg(long, value_enum, default_value_t = FormatArg::Sh)]
     pub format: FormatArg,
@@ -39,8 +31,8 @@ pub enum FormatArg {
 }
 
 pub fn run(cfg: &Config, out: Out, args: EnvArgs) -> Result<()> {
-    let ctx = Context::new(args.workspace_id.as_deref(), args.group_id.as_deref())?;
-    let req = EnvRequest { agent: args.agent, ctx, fallback: args.proxy };
+    let (agent, ctx) = args.who.resolve()?;
+    let req = EnvRequest { agent, ctx, fallback: args.proxy };
     let vars = env::env(cfg, &req)?;
     if !vars.proxy_running {
         render::eprint_line(&format!(

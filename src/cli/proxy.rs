@@ -166,18 +166,32 @@ pub fn console(cfg: &Config, args: ConsoleArgs) -> Result<()> {
     })
 }
 
+/// Whose session `run` and `env` mint.
+#[derive(Args, Debug)]
+pub struct SessionArgs {
+    /// As this agent (its workspace, group and grants).
+    #[arg(long, conflicts_with_all = ["workspace_id", "group_id"])]
+    pub agent: Option<String>,
+    /// As a session agent in this workspace (instead of --agent).
+    #[arg(long)]
+    pub workspace_id: Option<String>,
+    /// As a session agent in this group (needs --workspace-id).
+    #[arg(long)]
+    pub group_id: Option<String>,
+}
+
+impl SessionArgs {
+    /// The agent named, and the context given instead of one.
+    pub fn resolve(&self) -> Result<(Option<String>, Context)> {
+        Ok((self.agent.clone(), Context::new(self.workspace_id.as_deref(), self.group_id.as_deref())?))
+    }
+}
+
 /// `aivault run`
 #[derive(Args, Debug)]
 pub struct RunArgs {
-    /// Run as this agent (its workspace and group).
-    #[arg(long, conflicts_with_all = ["workspace_id", "group_id"])]
-    pub agent: Option<String>,
-    /// Run as a session agent in this workspace (instead of --agent).
-    #[arg(long)]
-    pub workspace_id: Option<String>,
-    /// Run as a session agent in this group (needs --workspace-id).
-    #[arg(long)]
-    pub group_id: Option<String>,
+    #[command(flatten)]
+    pub who: SessionArgs,
     /// Keep the command away from the vault's files and processes: auto (Linux namespaces where
     /// the kernel allows them, else a warning), require (refuse to start without them), off.
     #[arg(long, value_enum, default_value_t = SandboxArg::Auto)]
@@ -265,11 +279,11 @@ pub fn serve(cfg: &Config, out: render::Out, args: ServeArgs) -> Result<()> {
 
 pub fn run(cfg: &Config, args: RunArgs) -> Result<()> {
     init_logging(&args.log);
-    let ctx = Context::new(args.workspace_id.as_deref(), args.group_id.as_deref())?;
+    let (agent, ctx) = args.who.resolve()?;
     let (program, rest) =
         args.command.split_first().ok_or_else(|| Error::invalid("nothing to run: aivault run -- CMD [ARGS...]"))?;
     let req = crate::run::RunRequest {
-        agent: args.agent.clone(),
+        agent,
         ctx,
         program: program.clone(),
         args: rest.to_vec(),
