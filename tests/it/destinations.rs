@@ -10,22 +10,7 @@ fn named_private_destinations_pass_the_guard_in_both_modes() {
     let up = FakeUpstream::start();
     let port = up.addr.port();
     let v = TestVault::new();
-    let id = v.secret("MIRROR_KEY", SENTINEL, &[]);
-    let host = format!("localhost:{port}");
-    v.ok(&[
-        "credential",
-        "create",
-        "mirror",
-        "--provider",
-        "mirror",
-        "--secret-ref",
-        &id,
-        "--auth",
-        "header",
-        "--host",
-        &host,
-    ]);
-    v.ok(&["capability", "create", "mirror/all", "--credential", "mirror", "--method", "GET", "--path", "/"]);
+    crate::proxy_curl::serve_sentinel_at(&v, "mirror", &format!("localhost:{port}"));
     let token = v.agent("a", &[]);
     let ca = v.ca_path();
     let intercepted = format!("https://localhost:{port}/simple/six/");

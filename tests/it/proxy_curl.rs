@@ -48,6 +48,14 @@ pub fn setup_in(v: TestVault) -> (TestVault, FakeUpstream, String) {
 
 /// A header credential for the secret named MY_KEY and a capability for GET /v1/users on
 /// api.example.com (whatever holds the value: sealed, or an external source).
+/// A header credential `name` for `host` (a `localhost:PORT` upstream the guard refuses unless
+/// told otherwise) holding the sentinel, and the capability `name/all` (GET anywhere on it).
+pub fn serve_sentinel_at(v: &TestVault, name: &str, host: &str) {
+    let id = v.secret(&format!("{}_KEY", name.to_ascii_uppercase()), SENTINEL, &[]);
+    v.ok(&["credential", "create", name, "--provider", name, "--secret-ref", &id, "--auth", "header", "--host", host]);
+    v.ok(&["capability", "create", &format!("{name}/all"), "--credential", name, "--method", "GET", "--path", "/"]);
+}
+
 pub fn serve_my_key(v: &TestVault) {
     v.ok(&[
         "credential",

@@ -63,22 +63,7 @@ fn intercepted_and_tunnelled_traffic_goes_through_the_egress_proxy() {
     let port = up.addr.port();
     let v = TestVault::new();
     let tiny = Tinyproxy::start(v.dir.path());
-    let id = v.secret("EGRESS_KEY", SENTINEL, &[]);
-    let host = format!("localhost:{port}");
-    v.ok(&[
-        "credential",
-        "create",
-        "egress",
-        "--provider",
-        "egress",
-        "--secret-ref",
-        &id,
-        "--auth",
-        "header",
-        "--host",
-        &host,
-    ]);
-    v.ok(&["capability", "create", "egress/all", "--credential", "egress", "--method", "GET", "--path", "/"]);
+    crate::proxy_curl::serve_sentinel_at(&v, "egress", &format!("localhost:{port}"));
     let token = v.agent("a", &[]);
     let ca = v.ca_path();
     let upstream_ca = up.ca_path.display().to_string();
