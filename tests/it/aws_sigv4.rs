@@ -4,7 +4,7 @@
 use std::io::BufRead as _;
 use std::process::{Child, Stdio};
 
-use crate::support::{TestVault, python, run_client};
+use crate::support::{ProxyProc, TestVault, python, run_client};
 
 const REAL_AKID: &str = "AKIAREALKEY000000001";
 const REAL_SECRET: &str = "real/Secret+Key/SENTINEL-aws-0000000000000";
@@ -72,6 +72,28 @@ fn start_verifier(dir: &std::path::Path, token: Option<&str>) -> Verifier {
     Verifier { child, port, ca_path, log }
 }
 
+/// A proxy that reaches every host in `HOSTS` at the verifier and trusts its CA.
+fn proxy_to(vault: &TestVault, verifier: &Verifier) -> ProxyProc {
+    let mut args = vec!["--upstream-ca".to_owned(), verifier.ca_path.display().to_string()];
+    for h in HOSTS {
+        args.push("--resolve".into());
+        args.push(format!("{h}:443:127.0.0.1:{}", verifier.port));
+    }
+    vault.proxy(&args.iter().map(String::as_str).collect::<Vec<_>>())
+}
+
+/// Runs a boto3 `script` through the proxy with `token`, trusting the vault's CA bundle.
+fn boto3(vault: &TestVault, p: &ProxyProc, token: &str, script: &str) -> (i32, String, String) {
+    let mut cmd = python();
+    cmd.args(["-c", script])
+        .env("HTTPS_PROXY", p.url(token))
+        .env("AWS_CA_BUNDLE", vault.home().join("ca-bundle.pem"))
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("HOME", vault.dir.path());
+    vault.ca_path();
+    run_client(&mut cmd)
+}
+
 fn records(v: &Verifier) -> Vec<serde_json::Value> {
     std::fs::read_to_string(&v.log).unwrap_or_default().lines().map(|l| serde_json::from_str(l).unwrap()).collect()
 }
@@ -89,12 +111,7 @@ fn boto3_through_proxy(session_token: Option<&str>) {
         assert!(out.contains("Credential updated: aws-s3"), "{out}");
     }
     let token = vault.agent("boto", &[]);
-    let mut args = vec!["--upstream-ca".to_owned(), verifier.ca_path.display().to_string()];
-    for h in HOSTS {
-        args.push("--resolve".into());
-        args.push(format!("{h}:443:127.0.0.1:{}", verifier.port));
-    }
-    let p = vault.proxy(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    let p = proxy_to(&vault, &verifier);
     let script = r#"
 import json, boto3
 from botocore.config import Config
@@ -111,14 +128,7 @@ resp = br.invoke_model(modelId="anthropic.claude-3-haiku-20240307-v1:0", content
                        accept="application/json", body=json.dumps({"prompt": "hi", "max_tokens": 5}))
 print("bedrock", json.loads(resp["body"].read())["completion"])
 "#;
-    let mut cmd = python();
-    cmd.args(["-c", script])
-        .env("HTTPS_PROXY", p.url(&token))
-        .env("AWS_CA_BUNDLE", vault.home().join("ca-bundle.pem"))
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .env("HOME", vault.dir.path());
-    vault.ca_path();
-    let (code, out, err) = run_client(&mut cmd);
+    let (code, out, err) = boto3(&vault, &p, &token, script);
     let recs = records(&verifier);
     assert_eq!(code, 0, "boto3 failed:\n{out}\n{err}\nverifier saw: {recs:#?}");
     assert!(out.contains("s3 hello through aivault"), "{out}");
@@ -145,12 +155,7 @@ fn every_commercial_region_is_served_and_signed_for_its_own_region() {
     vault.ok(&["secrets", "create", "--name", "AWS_ACCESS_KEY_ID", "--value", REAL_AKID]);
     vault.ok(&["secrets", "create", "--name", "AWS_SECRET_ACCESS_KEY", "--value", REAL_SECRET]);
     let token = vault.agent("boto", &[]);
-    let mut args = vec!["--upstream-ca".to_owned(), verifier.ca_path.display().to_string()];
-    for h in HOSTS {
-        args.push("--resolve".into());
-        args.push(format!("{h}:443:127.0.0.1:{}", verifier.port));
-    }
-    let p = vault.proxy(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    let p = proxy_to(&vault, &verifier);
     let script = r#"
 import json, boto3
 from botocore.config import Config
@@ -165,14 +170,7 @@ br = boto3.session.Session(aws_access_key_id="AKIDPLACEHOLDER", aws_secret_acces
 resp = br.invoke_model(modelId="m", contentType="application/json", accept="application/json", body=b"{}")
 print("bedrock", json.loads(resp["body"].read())["completion"])
 "#;
-    let mut cmd = python();
-    cmd.args(["-c", script])
-        .env("HTTPS_PROXY", p.url(&token))
-        .env("AWS_CA_BUNDLE", vault.home().join("ca-bundle.pem"))
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .env("HOME", vault.dir.path());
-    vault.ca_path();
-    let (code, out, err) = run_client(&mut cmd);
+    let (code, out, err) = boto3(&vault, &p, &token, script);
     let recs = records(&verifier);
     assert_eq!(code, 0, "boto3 failed:\n{out}\n{err}\nverifier saw: {recs:#?}");
     assert!(out.contains("sts 123456789012") && out.contains("s3 mumbai"), "{out}");
@@ -283,12 +281,7 @@ fn custom_aws_credentials_win_over_unprovisioned_registry_providers() {
         vault.ok(&cap);
     }
     let token = vault.agent("boto", &[]);
-    let mut args = vec!["--upstream-ca".to_owned(), verifier.ca_path.display().to_string()];
-    for h in HOSTS {
-        args.push("--resolve".into());
-        args.push(format!("{h}:443:127.0.0.1:{}", verifier.port));
-    }
-    let p = vault.proxy(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    let p = proxy_to(&vault, &verifier);
     let script = r#"
 import json, boto3
 from botocore.config import Config
@@ -301,14 +294,7 @@ br = s.client("bedrock-runtime")
 resp = br.invoke_model(modelId="m", contentType="application/json", accept="application/json", body=b"{}")
 print("bedrock", json.loads(resp["body"].read())["completion"])
 "#;
-    let mut cmd = python();
-    cmd.args(["-c", script])
-        .env("HTTPS_PROXY", p.url(&token))
-        .env("AWS_CA_BUNDLE", vault.home().join("ca-bundle.pem"))
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .env("HOME", vault.dir.path());
-    vault.ca_path();
-    let (code, out, err) = run_client(&mut cmd);
+    let (code, out, err) = boto3(&vault, &p, &token, script);
     let recs = records(&verifier);
     assert_eq!(
         code,
@@ -319,7 +305,7 @@ print("bedrock", json.loads(resp["body"].read())["completion"])
     assert!(out.contains("sts 123456789012") && out.contains("bedrock signed correctly"), "{out}");
     assert!(recs.len() >= 3 && recs.iter().all(|r| r["ok"] == true), "{recs:#?}");
     p.stop();
-    let p = vault.proxy(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    let p = proxy_to(&vault, &verifier);
     let audit = vault.json(&["audit", "--agent", "boto"]);
     for id in ["my-sts", "my-s3", "my-bedrock"] {
         assert!(
