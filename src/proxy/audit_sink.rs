@@ -97,6 +97,7 @@ impl AuditSink {
             let mut incoming: Vec<AuditEvent> = Vec::new();
             let mut closed = false;
             let mut last_error: Option<String> = None;
+            let mut writer = Some(crate::service::AuditWriter::new(store.clone(), lock_wait));
             loop {
                 tokio::select! {
                     n = rx.recv_many(&mut incoming, 4096) => { if n == 0 { closed = true; } }
@@ -118,20 +119,22 @@ impl AuditSink {
                     continue;
                 }
                 let batch = std::mem::take(&mut pending);
-                let path = store.clone();
+                let mut w = writer.take().unwrap_or_else(|| crate::service::AuditWriter::new(store.clone(), lock_wait));
                 let result = tokio::task::spawn_blocking(move || {
-                    let r = crate::service::append_audit_at(&path, lock_wait, &batch);
-                    (r, batch)
+                    let r = w.append(&batch);
+                    (r, batch, w)
                 })
                 .await;
                 match result {
-                    Ok((Ok(()), batch)) => {
+                    Ok((Ok(()), batch, w)) => {
+                        writer = Some(w);
                         let n: u64 = batch.iter().map(|e| e.count.unwrap_or(1)).sum();
                         writer_written.fetch_add(n, Ordering::Relaxed);
                         last_error = None;
                         pending.extend(writer_spill.take());
                     }
-                    Ok((Err(e), batch)) => {
+                    Ok((Err(e), batch, w)) => {
+                        writer = Some(w);
                         let e = e.to_string();
                         if last_error.as_ref() != Some(&e) {
                             tracing::warn!(error = %e, records = batch.len(), "audit write failed; will retry");
@@ -153,6 +156,7 @@ impl AuditSink {
                         }
                         tokio::time::sleep(Duration::from_millis(500)).await;
                     }
+                    // The batch is gone with the panicked thread; a fresh writer takes the next one.
                     Err(e) => tracing::error!(error = %e, "audit writer panicked"),
                 }
             }

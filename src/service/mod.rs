@@ -213,16 +213,34 @@ pub(crate) fn audit_retention() -> crate::store::Retention {
     }
 }
 
-/// Appends audit records to the store at `path` in one transaction.
-pub fn append_audit_at(
-    path: &crate::store::Location,
+/// Appends batches of audit records for one proxy. A redb vault is opened per batch (redb locks
+/// its file for as long as it is open, and the CLI must be able to write between batches); a
+/// PostgreSQL connection is kept between batches (dropped after an error, reconnected on the next),
+/// so a busy proxy does not pay a connection and a schema check every few hundred milliseconds.
+pub struct AuditWriter {
+    location: crate::store::Location,
     lock_wait: std::time::Duration,
-    events: &[AuditEvent],
-) -> Result<()> {
-    let store = Store::open(path, lock_wait)?;
-    let encoded: Vec<Vec<u8>> = events.iter().filter_map(|e| serde_json::to_vec(e).ok()).collect();
-    store.write(|tx| tx.append_audit(&encoded, audit_retention()))?;
-    Ok(())
+    held: Option<Store>,
+}
+
+impl AuditWriter {
+    pub fn new(location: crate::store::Location, lock_wait: std::time::Duration) -> AuditWriter {
+        AuditWriter { location, lock_wait, held: None }
+    }
+
+    /// Appends `events` in one transaction.
+    pub fn append(&mut self, events: &[AuditEvent]) -> Result<()> {
+        let store = match self.held.take() {
+            Some(store) => store,
+            None => Store::open(&self.location, self.lock_wait)?,
+        };
+        let encoded: Vec<Vec<u8>> = events.iter().filter_map(|e| serde_json::to_vec(e).ok()).collect();
+        store.write(|tx| tx.append_audit(&encoded, audit_retention()))?;
+        if self.location.file().is_none() {
+            self.held = Some(store);
+        }
+        Ok(())
+    }
 }
 
 /// Associated data for a secret value: binds id, version, scope and pinned provider.

@@ -13,6 +13,7 @@ const KEY: &str = "AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=";
 
 struct Fleet {
     _cluster: Cluster,
+    url: String,
     a: TestVault,
     b: TestVault,
     up: FakeUpstream,
@@ -24,14 +25,14 @@ fn fleet() -> Fleet {
     let cluster = Cluster::start();
     let url = cluster.database();
     let a = TestVault::on_postgres(url.clone()).with_env("AIVAULT_MASTER_KEY", KEY);
-    let b = TestVault::on_postgres(url).with_env("AIVAULT_MASTER_KEY", KEY);
+    let b = TestVault::on_postgres(url.clone()).with_env("AIVAULT_MASTER_KEY", KEY);
     let up = FakeUpstream::start();
     a.ok(&["secrets", "create", "--name", "MY_KEY", "--value", "v1-SENTINEL"]);
     crate::proxy_curl::serve_my_key(&a);
     let args = proxy_args(&up, &["api.example.com"]);
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let (pa, pb) = (a.proxy(&args), b.proxy(&args));
-    Fleet { _cluster: cluster, a, b, up, pa, pb }
+    Fleet { _cluster: cluster, url, a, b, up, pa, pb }
 }
 
 /// A GET through `p` as `token`: curl's exit code (0 when the upstream answered 2xx).
@@ -112,7 +113,7 @@ fn fifty_concurrent_requests_across_two_proxies_cause_one_oauth_refresh() {
     let cluster = Cluster::start();
     let url = cluster.database();
     let a = TestVault::on_postgres(url.clone()).with_env("AIVAULT_MASTER_KEY", KEY);
-    let b = TestVault::on_postgres(url).with_env("AIVAULT_MASTER_KEY", KEY);
+    let b = TestVault::on_postgres(url.clone()).with_env("AIVAULT_MASTER_KEY", KEY);
     let up = FakeUpstream::start();
     up.oauth.lock().unwrap().refresh_tokens.insert("rt-0".into());
     let doc = r#"{"client_id": "aivault-client", "client_secret": "client-secret-xyz", "refresh_token": "rt-0"}"#;
@@ -199,6 +200,33 @@ fn a_database_outage_keeps_proxies_serving_and_loses_no_audit_record() {
         std::thread::sleep(Duration::from_millis(200));
     }
     assert_eq!(counted(), sent, "every request made while the database was down is in the audit log");
+}
+
+#[test]
+fn the_audit_writer_keeps_its_database_connection_between_batches() {
+    let f = fleet();
+    let token = f.a.agent("agent-1", &[]);
+    crate::support::eventually("proxy A knows the agent", || call(&f.a, &f.pa, &token) == 0);
+    // Sessions ever opened on this database (each query below opens one more itself).
+    let sessions = || -> i64 {
+        let mut c = postgres::Client::connect(&f.url, postgres::NoTls).unwrap();
+        c.query_one("SELECT sessions FROM pg_stat_database WHERE datname = current_database()", &[]).unwrap().get(0)
+    };
+    // No CLI between the requests (every command opens a session of its own).
+    let ca = f.a.ca_path();
+    std::thread::sleep(Duration::from_millis(800));
+    let before = sessions();
+    // Six batches: the writer gathers for 100 ms after a record, then commits.
+    for _ in 0..6 {
+        let code = curl(&f.pa.url(&token), &ca, &["-f", "-o", "/dev/null", "https://api.example.com/v1/users"]).0;
+        assert_eq!(code, 0);
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let opened = sessions() - before - 1;
+    assert!(opened <= 1, "{opened} database sessions were opened for six audit batches");
+    let audit = f.a.json(&["audit", "--agent", "agent-1", "--limit", "100"]);
+    let requests = audit.as_array().unwrap().iter().filter(|e| e["kind"] == "proxy.request").count();
+    assert!(requests >= 7, "every request is in the log: {requests}");
 }
 
 #[test]
