@@ -40,6 +40,8 @@ pub struct Gauges {
     pub oauth_refreshes: u64,
     pub snapshot_generation: u64,
     pub audit_written: u64,
+    /// How long building the snapshot being served took.
+    pub snapshot_build: std::time::Duration,
 }
 
 impl Metrics {
@@ -153,6 +155,12 @@ impl Metrics {
         for (name, kind, help, value) in gauges {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}");
         }
+        let _ = writeln!(
+            out,
+            "# HELP aivault_snapshot_build_seconds How long reading the vault and building the snapshot served now took.\n\
+             # TYPE aivault_snapshot_build_seconds gauge\naivault_snapshot_build_seconds {:.6}",
+            g.snapshot_build.as_secs_f64()
+        );
         out
     }
 }
@@ -188,6 +196,7 @@ mod tests {
             audit_written: 3,
             oauth_refreshes: 0,
             snapshot_generation: 7,
+            snapshot_build: std::time::Duration::from_millis(1500),
         };
         let text = m.render(&g);
         assert!(
@@ -203,6 +212,7 @@ mod tests {
         assert!(text.contains("aivault_request_duration_seconds_bucket{le=\"0.05\"} 2"), "{text}");
         assert!(text.contains("aivault_request_duration_seconds_count 2"), "{text}");
         assert!(text.contains("aivault_active_connections 2") && text.contains("aivault_snapshot_generation 7"));
+        assert!(text.contains("aivault_snapshot_build_seconds 1.500000"), "{text}");
         assert_eq!(label("a\"b\\"), "a\\\"b\\\\");
     }
 }

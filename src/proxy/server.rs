@@ -271,6 +271,7 @@ async fn watch_vault(state: Arc<ProxyState>, mut me: crate::service::proxies::An
             Ok(Ok(snapshot)) => {
                 report(None);
                 let ca_changed = snapshot.ca_name().is_some_and(|n| Some(n) != current_ca_name(&state).as_deref());
+                let build_ms = snapshot.build_time.as_millis() as u64;
                 state.shared.snapshot.store(snapshot);
                 if ca_changed {
                     reload_ca(&state).await;
@@ -278,7 +279,7 @@ async fn watch_vault(state: Arc<ProxyState>, mut me: crate::service::proxies::An
                 // Acknowledge: `agent revoke` and friends wait for this before they return.
                 me.generation = generation;
                 let _ = crate::service::proxies::announce(&state.config.home, &me);
-                tracing::info!(generation, "vault changed; snapshot reloaded");
+                tracing::info!(generation, build_ms, "vault changed; snapshot reloaded");
             }
             Ok(Err(e)) => report(Some(e.to_string())),
             Err(_) => {}

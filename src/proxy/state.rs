@@ -112,12 +112,14 @@ impl ProxyState {
 
     /// The Prometheus text for `/metrics` (counters from the audit sink, gauges read now).
     pub fn metrics_text(&self) -> String {
+        let snapshot = self.shared.snapshot.load();
         let gauges = super::metrics::Gauges {
             active_connections: self.active.load(Ordering::Relaxed) as u64,
             audit_queue: self.shared.audit.queued() as u64,
             leaf_certificates_minted: self.ca().minted(),
             oauth_refreshes: self.shared.oauth.refreshes.load(Ordering::Relaxed),
-            snapshot_generation: self.shared.snapshot.load().generation,
+            snapshot_generation: snapshot.generation,
+            snapshot_build: snapshot.build_time,
             audit_written: self.shared.audit.written.load(Ordering::Relaxed),
         };
         self.shared.audit.metrics.render(&gauges)

@@ -36,34 +36,64 @@ pub struct AgentCreated {
 impl Vault {
     /// Creates an agent (or a `run` session) and returns its token once.
     pub fn agent_create(&self, name: &str, ctx: Context, session: bool, grants: &[String]) -> Result<AgentCreated> {
-        check_name("agent name", name)?;
+        let mut created = self.agents_create(&[name], ctx, session, grants)?;
+        created.pop().ok_or_else(|| Error::Internal("no agent was created".to_owned()))
+    }
+
+    /// Creates agents (or sessions) with one context and grants in one transaction, each with its
+    /// own token. Names are checked against the active agents once, not once per agent.
+    pub fn agents_create(
+        &self,
+        names: &[&str],
+        ctx: Context,
+        session: bool,
+        grants: &[String],
+    ) -> Result<Vec<AgentCreated>> {
         let grants = self.check_grants(grants)?;
-        let token = SecretString::new(crypto::random_token("avt_")?);
-        let hash = crypto::sha256_hex(token.expose().as_bytes());
-        let id = crypto::random_id("agt_")?;
-        let row = AgentRow {
-            id: id.clone(),
-            name: name.to_owned(),
-            token_sha256: hash.clone(),
-            context: ctx,
-            created_ms: now_ms(),
-            revoked_ms: None,
-            session,
-            grants,
-        };
+        let mut made = Vec::with_capacity(names.len());
+        for name in names {
+            check_name("agent name", name)?;
+            let token = SecretString::new(crypto::random_token("avt_")?);
+            let row = AgentRow {
+                id: crypto::random_id("agt_")?,
+                name: (*name).to_owned(),
+                token_sha256: crypto::sha256_hex(token.expose().as_bytes()),
+                context: ctx.clone(),
+                created_ms: now_ms(),
+                revoked_ms: None,
+                session,
+                grants: grants.clone(),
+            };
+            made.push((row, token));
+        }
         self.store.write(|tx| {
-            if !session && tx.list::<AgentRow>()?.iter().any(|a| a.name == name && a.revoked_ms.is_none() && !a.session)
-            {
-                return Err(Error::Conflict(format!("an active agent named {name} exists; revoke it first")));
+            if !session {
+                let mut taken: std::collections::HashSet<String> = tx
+                    .list::<AgentRow>()?
+                    .into_iter()
+                    .filter(|a| a.revoked_ms.is_none() && !a.session)
+                    .map(|a| a.name)
+                    .collect();
+                for (row, _) in &made {
+                    if !taken.insert(row.name.clone()) {
+                        return Err(Error::Conflict(format!(
+                            "an active agent named {} exists; revoke it first",
+                            row.name
+                        )));
+                    }
+                }
             }
-            tx.put(&id, &row)?;
-            tx.put_agent_token(&hash, &id)?;
-            let kind = if session { "agent.session" } else { "agent.create" };
-            let mut e = AuditEvent::new(kind).detail(format!("{name} ({})", row.context));
-            e.agent = Some(name.to_owned());
-            record(tx, e)
+            for (row, _) in &made {
+                tx.put(&row.id, row)?;
+                tx.put_agent_token(&row.token_sha256, &row.id)?;
+                let kind = if session { "agent.session" } else { "agent.create" };
+                let mut e = AuditEvent::new(kind).detail(format!("{} ({})", row.name, row.context));
+                e.agent = Some(row.name.clone());
+                record(tx, e)?;
+            }
+            Ok(())
         })?;
-        Ok(AgentCreated { info: agent_info(&row), token })
+        Ok(made.into_iter().map(|(row, token)| AgentCreated { info: agent_info(&row), token }).collect())
     }
 
     pub fn agents_list(&self) -> Result<Vec<AgentInfo>> {

@@ -29,6 +29,8 @@ pub struct CapabilityMeta {
 /// An immutable, compiled view of vault state.
 pub struct Snapshot {
     pub generation: u64,
+    /// How long reading the store and building this snapshot took.
+    pub build_time: std::time::Duration,
     pub policy: Policy,
     capabilities: HashMap<String, CapabilityMeta>,
     credentials: HashMap<String, Cred>,
@@ -174,6 +176,7 @@ impl Vault {
 impl Snapshot {
     /// Builds a snapshot from one read transaction of `store`. Needs no key: secrets stay sealed.
     pub fn load(store: &crate::store::Store, registry: &'static Registry) -> Result<Snapshot> {
+        let started = std::time::Instant::now();
         store
             .read(|tx| {
                 let generation = tx.meta("generation")?.and_then(|g| g.parse().ok()).unwrap_or(0);
@@ -258,6 +261,7 @@ impl Snapshot {
                     }
                 }
                 Ok(Snapshot {
+                    build_time: started.elapsed(),
                     approvals,
                     allowances,
                     limiters,
