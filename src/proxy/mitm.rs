@@ -63,10 +63,12 @@ pub async fn intercept(
     let svc = hyper::service::service_fn(move |req| {
         let (state, dest, agent, slot) = (svc_state.clone(), dest.clone(), svc_agent.clone(), svc_slot.clone());
         let in_flight = svc_activity.begin();
-        async move {
+        // Boxed: hyper keeps room for the service's future in every connection, busy or idle;
+        // the request's whole pipeline inline would cost each idle connection about 7 KiB.
+        Box::pin(async move {
             let resp = inner(state, dest, agent, slot, req).await;
             Ok::<_, std::convert::Infallible>(resp.map(|b| Held::wrap(b, in_flight)))
-        }
+        })
     });
     let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
     builder

@@ -161,10 +161,11 @@ async fn serve_client(
     let svc = hyper::service::service_fn(move |req| {
         let (state, slot) = (svc_state.clone(), svc_slot.clone());
         let in_flight = svc_activity.begin();
-        async move {
+        // Boxed for the same reason as in `mitm`: hyper keeps room for it in every connection.
+        Box::pin(async move {
             let resp = outer::handle(state, slot, req).await;
             resp.map(|r| r.map(|b| Held::wrap(b, in_flight)))
-        }
+        })
     });
     let conn = hyper::server::conn::http1::Builder::new()
         .timer(TokioTimer::new())
