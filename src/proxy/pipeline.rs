@@ -353,7 +353,7 @@ pub async fn passthrough(
 async fn forward(shared: &Shared, dest: &Destination, p: Prepared, body: Body) -> Result<Response<Body>, Refusal> {
     let Prepared { method, target, event, started, needles, .. } = p;
     let bytes_in = Arc::new(AtomicU64::new(0));
-    match send(shared, dest, method, &target, Counted::new(body, bytes_in.clone()).boxed()).await {
+    match send(shared, dest, method, target, Counted::new(body, bytes_in.clone()).boxed()).await {
         Ok(response) => relay(shared, response, event, started, bytes_in, needles),
         Err(refusal) => Err(refused(&shared.audit, event, started, refusal)),
     }
@@ -364,7 +364,7 @@ async fn send(
     shared: &Shared,
     dest: &Destination,
     method: http::Method,
-    target: &Target,
+    target: Target,
     body: Body,
 ) -> Result<Response<hyper::body::Incoming>, Refusal> {
     let upstream_req = build_upstream_request(dest, method, target, body)?;
@@ -475,8 +475,10 @@ async fn oauth_forward(
         }
         needles.push(token.expose().as_bytes());
         let bytes_in = Arc::new(AtomicU64::new(0));
+        // A copy: a 401 replays the request with a fresh token.
+        let sent = target.clone();
         let response =
-            match send(shared, dest, method.clone(), &target, Counted::new(body, bytes_in.clone()).boxed()).await {
+            match send(shared, dest, method.clone(), sent, Counted::new(body, bytes_in.clone()).boxed()).await {
                 Ok(r) => r,
                 Err(refusal) => return Err(refused(&shared.audit, event, started, refusal)),
             };
@@ -586,7 +588,7 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
 fn build_upstream_request(
     dest: &Destination,
     method: http::Method,
-    target: &Target,
+    target: Target,
     body: Body,
 ) -> Result<Request<Body>, Refusal> {
     let scheme = if dest.https { "https" } else { "http" };
@@ -595,7 +597,7 @@ fn build_upstream_request(
     let uri: Uri = format!("{scheme}://{authority}{}", target.path_and_query())
         .parse()
         .map_err(|_| Refusal::new(ErrorCode::BadRequest, "the request target is not a valid URI"))?;
-    let mut headers = target.headers.clone();
+    let mut headers = target.headers;
     strip_hop_by_hop(&mut headers);
     // The pooled client sets Host (HTTP/1.1) or :authority (HTTP/2) from the URI. `Expect` was
     // answered to the agent by this proxy; the upstream gets the body directly.

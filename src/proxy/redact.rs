@@ -36,64 +36,89 @@ pub const MIN_DERIVED_LEN: usize = 4;
 /// Headers whose value frames the message: never rewritten.
 const FRAMING: &[&str] = &["content-length", "transfer-encoding", "content-encoding", "content-type"];
 
-/// The injected values to mask, with their encodings; zeroized when the response ends.
+/// The injected values to mask, with their encodings; zeroized when the response ends. All of
+/// them live in one buffer (a request's dozen needles cost two allocations, not a dozen).
 #[derive(Default)]
-pub struct Needles(Vec<Zeroizing<Vec<u8>>>);
+pub struct Needles {
+    bytes: Zeroizing<Vec<u8>>,
+    /// `bytes[start..end]` of each needle.
+    spans: Vec<(u32, u32)>,
+}
 
 impl Needles {
     /// Adds an injected value and its common encodings.
     pub fn push(&mut self, value: &[u8]) {
         // The same value often arrives twice (a secret and the header rendered from it): its
         // encodings are already there.
-        if value.is_empty() || self.0.iter().any(|n| n.eq_ignore_ascii_case(value)) {
+        if value.is_empty() || self.contains(value) {
             return;
         }
-        self.add(value.to_vec());
-        for derived in encodings(value) {
+        self.add(value);
+        encodings(value, &mut |derived| {
             if derived.len() >= MIN_DERIVED_LEN {
                 self.add(derived);
             }
-        }
+        });
     }
 
-    fn add(&mut self, needle: Vec<u8>) {
-        let needle = Zeroizing::new(needle);
-        if !self.0.iter().any(|n| n.eq_ignore_ascii_case(&needle)) {
-            self.0.push(needle);
+    fn contains(&self, needle: &[u8]) -> bool {
+        self.iter().any(|n| n.eq_ignore_ascii_case(needle))
+    }
+
+    fn iter(&self) -> impl Iterator<Item = &[u8]> {
+        self.spans.iter().map(|&(s, e)| &self.bytes[s as usize..e as usize])
+    }
+
+    fn add(&mut self, needle: &[u8]) {
+        if self.contains(needle) {
+            return;
         }
+        let (Ok(start), Ok(end)) = (u32::try_from(self.bytes.len()), u32::try_from(self.bytes.len() + needle.len()))
+        else {
+            return;
+        };
+        if self.bytes.capacity() < self.bytes.len() + needle.len() {
+            // Grown by hand: a Vec's own growth would leave the old copy unzeroized.
+            let mut grown = Zeroizing::new(Vec::with_capacity((self.bytes.len() + needle.len()).max(256) * 2));
+            grown.extend_from_slice(&self.bytes);
+            self.bytes = grown;
+        }
+        self.bytes.extend_from_slice(needle);
+        self.spans.push((start, end));
     }
 
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.spans.is_empty()
     }
 
     /// Builds the matcher. Nothing is compiled up front: short responses (most API answers) are
     /// scanned directly; the aho-corasick automaton is built only once a response has streamed
     /// `AUTOMATON_AFTER` bytes, where one pass for all needles beats its build cost.
     pub fn compile(mut self) -> Option<Masker> {
-        if self.0.is_empty() {
+        if self.spans.is_empty() {
             return None;
         }
         // Grouped by first byte (either case), longest first within a group, so the first needle
         // that matches at a position is the longest there.
-        let lower_first = |n: &Zeroizing<Vec<u8>>| n[0].to_ascii_lowercase();
-        self.0.sort_by_key(|n| (lower_first(n), std::cmp::Reverse(n.len())));
+        let bytes = &self.bytes;
+        let lower_first = |&(s, _): &(u32, u32)| bytes[s as usize].to_ascii_lowercase();
+        self.spans.sort_by_key(|span| (lower_first(span), std::cmp::Reverse(span.1 - span.0)));
         let mut ranges = [(0u16, 0u16); 256];
-        let Ok(count) = u16::try_from(self.0.len()) else { return None };
+        let Ok(count) = u16::try_from(self.spans.len()) else { return None };
         let mut start = 0u16;
         while start < count {
-            let key = lower_first(&self.0[usize::from(start)]);
+            let key = lower_first(&self.spans[usize::from(start)]);
             let mut end = start;
-            while end < count && lower_first(&self.0[usize::from(end)]) == key {
+            while end < count && lower_first(&self.spans[usize::from(end)]) == key {
                 end += 1;
             }
             ranges[usize::from(key)] = (start, end);
             ranges[usize::from(key.to_ascii_uppercase())] = (start, end);
             start = end;
         }
-        let longest = self.0.iter().map(|n| n.len()).max().unwrap_or(0);
+        let longest = self.spans.iter().map(|&(s, e)| (e - s) as usize).max().unwrap_or(0);
         Some(Masker {
-            needles: self.0,
+            needles: self,
             ranges,
             longest,
             scanned: std::sync::atomic::AtomicUsize::new(0),
@@ -106,23 +131,24 @@ impl Needles {
 pub const AUTOMATON_AFTER: usize = 64 * 1024;
 
 /// Every encoding of `value` an upstream is likely to echo it in (forms equal to the value
-/// itself are left out: the value is a needle already).
-fn encodings(value: &[u8]) -> Vec<Vec<u8>> {
+/// itself are left out: the value is a needle already), handed to `out` one by one from zeroized
+/// scratch space.
+fn encodings(value: &[u8], out: &mut dyn FnMut(&[u8])) {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut out = Vec::with_capacity(10);
     if !value.iter().all(|b| crate::percent::is_unreserved(*b)) {
-        out.push(crate::percent::encode(value).into_bytes());
+        out(Zeroizing::new(crate::percent::encode(value)).as_bytes());
     }
-    let mut every_byte = Vec::with_capacity(value.len() * 3);
-    let mut hex = Vec::with_capacity(value.len() * 2);
+    let mut every_byte = Zeroizing::new(Vec::with_capacity(value.len() * 3));
+    let mut hex = Zeroizing::new(Vec::with_capacity(value.len() * 2));
     for &b in value {
         let (hi, lo) = (DIGITS[usize::from(b >> 4)], DIGITS[usize::from(b & 15)]);
         every_byte.extend_from_slice(&[b'%', hi, lo]);
         hex.extend_from_slice(&[hi, lo]);
     }
-    out.push(every_byte);
-    out.push(hex);
+    out(&every_byte);
+    out(&hex);
     let mut buf = Zeroizing::new(Vec::with_capacity(value.len() + 2));
+    let mut enc = Zeroizing::new(String::with_capacity(value.len() * 4 / 3 + 4));
     for engine in [&base64::engine::general_purpose::STANDARD_NO_PAD, &base64::engine::general_purpose::URL_SAFE_NO_PAD]
     {
         // The value may sit at any offset inside a larger encoded blob: encode it behind 0, 1
@@ -131,11 +157,12 @@ fn encodings(value: &[u8]) -> Vec<Vec<u8>> {
             buf.clear();
             buf.resize(lead, 0);
             buf.extend_from_slice(value);
-            let enc = Zeroizing::new(engine.encode(buf.as_slice()));
+            enc.clear();
+            engine.encode_string(buf.as_slice(), &mut enc);
             let skip = [0, 2, 3][lead];
             let end = if buf.len() % 3 == 0 { enc.len() } else { enc.len().saturating_sub(1) };
             if end > skip {
-                out.push(enc.as_bytes()[skip..end].to_vec());
+                out(&enc.as_bytes()[skip..end]);
             }
         }
     }
@@ -146,18 +173,17 @@ fn encodings(value: &[u8]) -> Vec<Vec<u8>> {
             if let Ok(json) = serde_json::to_string(text) {
                 let json = Zeroizing::new(json);
                 let inner = &json[1..json.len() - 1];
-                out.push(inner.replace('/', "\\/").into_bytes());
-                out.push(inner.as_bytes().to_vec());
+                out(Zeroizing::new(inner.replace('/', "\\/")).as_bytes());
+                out(inner.as_bytes());
             }
         }
     }
-    out
 }
 
 /// The compiled needles.
 pub struct Masker {
     /// Grouped by first byte (ASCII case folded), longest first within a group.
-    needles: Vec<Zeroizing<Vec<u8>>>,
+    needles: Needles,
     /// For each byte, the range of `needles` that start with it (either case); empty if none.
     ranges: [(u16, u16); 256],
     longest: usize,
@@ -178,7 +204,7 @@ impl Masker {
                     .ascii_case_insensitive(true)
                     .match_kind(MatchKind::LeftmostLongest)
                     .kind(Some(AhoCorasickKind::ContiguousNFA))
-                    .build(self.needles.iter().map(|n| n.as_slice()))
+                    .build(self.needles.iter())
                     .ok()
             });
             if let Some(ac) = ac {
@@ -194,7 +220,8 @@ impl Masker {
                 None => break,
             }
             let (from, to) = self.ranges[usize::from(buf[i])];
-            for needle in &self.needles[usize::from(from)..usize::from(to)] {
+            for &(s, e) in &self.needles.spans[usize::from(from)..usize::from(to)] {
+                let needle = &self.needles.bytes[s as usize..e as usize];
                 if buf.len() - i >= needle.len() && buf[i..i + needle.len()].eq_ignore_ascii_case(needle) {
                     spans.push((i, i + needle.len()));
                     i += needle.len();
