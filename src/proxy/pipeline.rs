@@ -204,20 +204,21 @@ pub fn prepare(
 ) -> Result<Prepared, Refusal> {
     let started = Instant::now();
     let snapshot = shared.snapshot.load();
-    let method = parts.method.as_str().to_owned();
-    let raw_path = parts.uri.path().to_owned();
+    // Borrowed from the request line: the headers move into the target, these stay.
+    let method = parts.method.as_str();
+    let raw_path = parts.uri.path();
     let mut event = AuditEvent::new("proxy.request");
     caller.stamp(&mut event);
-    event.method = Some(method.clone());
+    event.method = Some(method.to_owned());
     event.host = Some(dest.host.clone());
-    event.path = Some(raw_path.clone());
+    event.path = Some(raw_path.to_owned());
     let deny = |event: AuditEvent, refusal: Refusal| refused(&shared.audit, event, started, refusal);
 
     // 1 + 2a. Match, then pick: every capability that allows host, method and path, most
     // specific first; the first whose credential resolves for the caller's context serves it.
     let (rule, match_path, pick) = match &dest.capability {
         Some(named) => {
-            let rule = match snapshot.check_capability(named, &method, &raw_path) {
+            let rule = match snapshot.check_capability(named, method, raw_path) {
                 Ok(rule) => rule,
                 Err(denial) => return Err(deny(event, denial.refusal())),
             };
@@ -226,12 +227,12 @@ pub fn prepare(
                 return Err(deny(event, Refusal::new(ErrorCode::CapabilityNotGranted, why)));
             }
             match snapshot.pick(named, &dest.host, dest.port, &caller.ctx) {
-                Ok(pick) => (rule, raw_path.clone(), pick),
+                Ok(pick) => (rule, raw_path.to_owned(), pick),
                 Err(e) => return Err(deny(event, e.refusal())),
             }
         }
         None => match snapshot.select(
-            &RequestLine { host: &dest.host, port: dest.port, method: &method, path: &raw_path },
+            &RequestLine { host: &dest.host, port: dest.port, method, path: raw_path },
             &caller.ctx,
             &caller.grants,
             None,
@@ -240,8 +241,8 @@ pub fn prepare(
             Err(refusal) => return Err(deny(event, refusal)),
         },
     };
-    let capability = rule.id.clone();
-    event.capability = Some(capability.clone());
+    let capability = rule.id.as_str();
+    event.capability = Some(capability.to_owned());
     // A credential never travels in cleartext unless the capability says so explicitly.
     if !dest.https && !rule.allow_http {
         let why = format!(
@@ -253,7 +254,7 @@ pub fn prepare(
 
     // 2a'. Rate limits and budgets of the agent, the capability and the credential.
     let now = crate::time::now_ms();
-    let over_budget_ask = match snapshot.check_limits(&caller.agent, &capability, &pick.credential_label(), now) {
+    let over_budget_ask = match snapshot.check_limits(&caller.agent, capability, &pick.credential_label(), now) {
         Ok(ask) => ask,
         Err(refusal) => return Err(deny(event, refusal)),
     };
@@ -262,10 +263,10 @@ pub fn prepare(
     // earlier "allow for N minutes" covers this agent.
     // An exhausted budget with `--on-exhaust ask` escalates the same way.
     let needs_person = rule.approval || over_budget_ask;
-    let hold = (needs_person && !snapshot.allowance(&caller.agent, &capability, now)).then(|| super::approval::Hold {
+    let hold = (needs_person && !snapshot.allowance(&caller.agent, capability, now)).then(|| super::approval::Hold {
         agent: caller.agent.clone(),
-        capability: capability.clone(),
-        method: method.clone(),
+        capability: capability.to_owned(),
+        method: method.to_owned(),
         host: dest.host.clone(),
         path: match_path.clone(),
     });
@@ -279,7 +280,7 @@ pub fn prepare(
 
     // 3. Strip every agent-supplied auth-class header and whatever the strategy owns.
     let mut target =
-        Target { path: raw_path.clone(), query: parts.uri.query().map(str::to_owned), headers: parts.headers };
+        Target { path: raw_path.to_owned(), query: parts.uri.query().map(str::to_owned), headers: parts.headers };
     let agent_signed = super::sign::agent_signed_headers(&target.headers);
     inject::strip(&mut target, &resolved.auth);
     inject::remove_where(&mut target.headers, |n| crate::policy::ROUTING_OVERRIDE_HEADERS.contains(&n.as_str()));
@@ -313,7 +314,11 @@ pub fn prepare(
     // 6b needs to read the response: the proxy, not the agent, chooses the upstream encoding.
     target.headers.insert(http::header::ACCEPT_ENCODING, http::HeaderValue::from_static("identity"));
     // The method the policy matched is the one sent: canonical upper case.
-    let method = http::Method::from_bytes(method.to_ascii_uppercase().as_bytes()).unwrap_or(parts.method);
+    let method = if method.bytes().any(|b| b.is_ascii_lowercase()) {
+        http::Method::from_bytes(method.to_ascii_uppercase().as_bytes()).unwrap_or(parts.method)
+    } else {
+        parts.method
+    };
     Ok(Prepared { method, target, event, started, deferred, needles, hold })
 }
 
@@ -591,12 +596,22 @@ fn build_upstream_request(
     target: Target,
     body: Body,
 ) -> Result<Request<Body>, Refusal> {
-    let scheme = if dest.https { "https" } else { "http" };
+    use std::fmt::Write as _;
     let default_port = if dest.https { 443 } else { 80 };
-    let authority = if dest.port == default_port { dest.host.clone() } else { format!("{}:{}", dest.host, dest.port) };
-    let uri: Uri = format!("{scheme}://{authority}{}", target.path_and_query())
-        .parse()
-        .map_err(|_| Refusal::new(ErrorCode::BadRequest, "the request target is not a valid URI"))?;
+    let query = target.query.as_deref().filter(|q| !q.is_empty());
+    let mut uri = String::with_capacity(16 + dest.host.len() + target.path.len() + query.map_or(0, str::len));
+    uri.push_str(if dest.https { "https://" } else { "http://" });
+    uri.push_str(&dest.host);
+    if dest.port != default_port {
+        let _ = write!(uri, ":{}", dest.port);
+    }
+    uri.push_str(&target.path);
+    if let Some(q) = query {
+        uri.push('?');
+        uri.push_str(q);
+    }
+    let uri =
+        Uri::try_from(uri).map_err(|_| Refusal::new(ErrorCode::BadRequest, "the request target is not a valid URI"))?;
     let mut headers = target.headers;
     strip_hop_by_hop(&mut headers);
     // The pooled client sets Host (HTTP/1.1) or :authority (HTTP/2) from the URI. `Expect` was

@@ -53,6 +53,8 @@ impl Needles {
         if value.is_empty() || self.contains(value) {
             return;
         }
+        // The value and its encodings take about 17 times its length: one allocation for all.
+        self.reserve(value.len() * 20 + 64);
         self.add(value);
         encodings(value, &mut |derived| {
             if derived.len() >= MIN_DERIVED_LEN {
@@ -77,14 +79,20 @@ impl Needles {
         else {
             return;
         };
-        if self.bytes.capacity() < self.bytes.len() + needle.len() {
-            // Grown by hand: a Vec's own growth would leave the old copy unzeroized.
-            let mut grown = Zeroizing::new(Vec::with_capacity((self.bytes.len() + needle.len()).max(256) * 2));
+        self.reserve(needle.len());
+        self.bytes.extend_from_slice(needle);
+        self.spans.push((start, end));
+    }
+
+    /// Room for `extra` more bytes. Grown by hand: a Vec's own growth would leave the old copy
+    /// unzeroized.
+    fn reserve(&mut self, extra: usize) {
+        let need = self.bytes.len() + extra;
+        if self.bytes.capacity() < need {
+            let mut grown = Zeroizing::new(Vec::with_capacity(need.max(self.bytes.capacity() * 2)));
             grown.extend_from_slice(&self.bytes);
             self.bytes = grown;
         }
-        self.bytes.extend_from_slice(needle);
-        self.spans.push((start, end));
     }
 
     pub fn is_empty(&self) -> bool {
@@ -370,6 +378,20 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn needles_share_one_buffer_and_a_repeated_value_adds_nothing() {
+        let mut n = Needles::default();
+        n.push(b"sk-live-0123456789");
+        let (spans, capacity) = (n.spans.len(), n.bytes.capacity());
+        assert!(spans >= 6, "the value, percent, hex and base64 at three offsets: {spans}");
+        n.push(b"SK-LIVE-0123456789");
+        n.push(b"");
+        assert_eq!(n.spans.len(), spans, "case-insensitive duplicates are skipped");
+        assert_eq!(n.bytes.capacity(), capacity, "one allocation held them all");
+        let total: u32 = n.spans.iter().map(|(s, e)| e - s).sum();
+        assert_eq!(total as usize, n.bytes.len(), "spans tile the buffer");
+    }
 
     fn hex(v: &[u8]) -> String {
         v.iter().map(|b| format!("{b:02x}")).collect()
