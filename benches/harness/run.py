@@ -426,6 +426,7 @@ def main():
     ap.add_argument("--baseline", metavar="AIVAULT_BINARY",
                     help="also measure this aivault binary (an earlier commit's release build) on the same vault, "
                          "interleaved with the current one: the before/after of a change in one run")
+    ap.add_argument("--baseline-label", help="how the report names the baseline build (default: its path)")
     args = ap.parse_args()
     smoke = args.smoke
     dur = 2 if smoke else 8
@@ -510,6 +511,7 @@ def main():
         if args.baseline:
             log("baseline: keep-alive c=32, current and baseline interleaved")
             results["baseline"] = before_after(args.baseline, home, env, token, url, placeholder, dur, aiv)
+            results["baseline"]["label"] = args.baseline_label
         if shutil.which("perf") and shutil.which("inferno-flamegraph") and not smoke:
             log("profile: perf on the proxy under W1 c=32")
             results["profile"] = profile(aiv.pid, url, peers["aivault"][1], placeholder, args.out)
