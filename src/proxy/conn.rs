@@ -157,20 +157,22 @@ pub async fn pending_over(slot: &Slot, evicted: oneshot::Receiver<()>, deadline:
     }
 }
 
-/// The last byte moved and the requests in flight on one connection.
+/// Whether bytes moved, and the requests in flight, on one connection. Every read and write bumps
+/// a counter (no clock on the I/O path: reading the time per read and write was a visible share
+/// of a request's CPU); `idle` samples it on its own timer.
 pub struct Activity {
-    start: Instant,
-    last_ms: AtomicU64,
+    moves: AtomicU64,
     in_flight: AtomicUsize,
 }
 
 impl Activity {
     pub fn new() -> Arc<Activity> {
-        Arc::new(Activity { start: Instant::now(), last_ms: AtomicU64::new(0), in_flight: AtomicUsize::new(0) })
+        Arc::new(Activity { moves: AtomicU64::new(0), in_flight: AtomicUsize::new(0) })
     }
 
     fn touch(&self) {
-        self.last_ms.store(self.start.elapsed().as_millis() as u64, Ordering::Relaxed);
+        // Only "did it change" matters: a racing bump lost between two threads still changes it.
+        self.moves.store(self.moves.load(Ordering::Relaxed).wrapping_add(1), Ordering::Relaxed);
     }
 
     /// Marks a request in flight until the returned guard (or the body holding it) is dropped.
@@ -191,13 +193,22 @@ impl Drop for InFlight {
     }
 }
 
-/// Resolves once nothing moved for `timeout` and no request is in flight.
+/// Resolves once nothing moved for `timeout` and no request is in flight. Checked every quarter
+/// of `timeout` (at least 50 ms), so a quiet connection closes between `timeout` and about
+/// `timeout` plus two checks after its last byte.
 pub async fn idle(activity: &Activity, timeout: Duration) {
-    let timeout_ms = timeout.as_millis() as u64;
+    let every = (timeout / 4).max(Duration::from_millis(50));
+    let mut seen = activity.moves.load(Ordering::Relaxed);
+    let mut quiet_since = Instant::now();
     loop {
-        tokio::time::sleep((timeout / 4).max(Duration::from_millis(50))).await;
-        let quiet = activity.start.elapsed().as_millis() as u64 - activity.last_ms.load(Ordering::Relaxed);
-        if quiet >= timeout_ms && activity.in_flight.load(Ordering::SeqCst) == 0 {
+        tokio::time::sleep(every).await;
+        let moves = activity.moves.load(Ordering::Relaxed);
+        if moves != seen {
+            seen = moves;
+            quiet_since = Instant::now();
+            continue;
+        }
+        if quiet_since.elapsed() >= timeout && activity.in_flight.load(Ordering::SeqCst) == 0 {
             return;
         }
     }

@@ -253,7 +253,7 @@ pub fn prepare(
     }
 
     // 2a'. Rate limits and budgets of the agent, the capability and the credential.
-    let now = crate::time::now_ms();
+    let now = event.ts_ms; // the record was stamped a moment ago: one clock read, not two
     let over_budget_ask = match snapshot.check_limits(&caller.agent, capability, &pick.credential_label(), now) {
         Ok(ask) => ask,
         Err(refusal) => return Err(deny(event, refusal)),
