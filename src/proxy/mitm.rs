@@ -114,11 +114,13 @@ async fn inner(
     let named = req
         .uri()
         .authority()
-        .map(|a| a.as_str().to_owned())
-        .or_else(|| req.headers().get(http::header::HOST).and_then(|h| h.to_str().ok()).map(str::to_owned));
+        .map(|a| a.as_str())
+        .or_else(|| req.headers().get(http::header::HOST).and_then(|h| h.to_str().ok()));
     if let Some(named) = named {
-        let pinned = match split_host_port(&named) {
-            Ok((h, p)) => normalize_host(&h).ok() == Some(dest.host.clone()) && p.unwrap_or(443) == dest.port,
+        let pinned = match split_host_port(named) {
+            Ok((h, p)) => {
+                normalize_host(&h).ok().as_deref() == Some(dest.host.as_str()) && p.unwrap_or(443) == dest.port
+            }
             Err(_) => false,
         };
         if !pinned {
