@@ -326,6 +326,18 @@ where
             }
             match Pin::new(&mut this.inner).poll_frame(cx) {
                 Poll::Ready(Some(Ok(frame))) => match frame.into_data() {
+                    // Nothing held back and nothing to mask in this chunk: it passes as it is
+                    // (no copy), but for a tail that could begin a needle.
+                    Ok(mut data) if this.carry.is_empty() && this.masker.spans(&data).is_empty() => {
+                        let keep = this.masker.pending_prefix(&data);
+                        if keep > 0 {
+                            this.carry.extend_from_slice(&data.split_off(data.len() - keep));
+                        }
+                        if data.is_empty() {
+                            continue;
+                        }
+                        return Poll::Ready(Some(Ok(Frame::data(data))));
+                    }
                     Ok(data) => {
                         this.carry.extend_from_slice(&data);
                         let mut buf = std::mem::take(&mut this.carry);
@@ -477,6 +489,19 @@ mod tests {
         assert_eq!(joined, "ends with sk-SE", "a held-back tail is flushed at the end");
         let (_, joined) = run(&["pin 4711 ok"], &["4711"]).await;
         assert_eq!(joined, "pin **** ok", "short values are masked too");
+    }
+
+    #[tokio::test]
+    async fn every_split_of_a_body_masks_like_the_whole() {
+        let list = ["sk-SECRET-1234"];
+        let text = "x sk-SECRET-1234 y sk-SE sk-secret-1234sk-SECRET-123";
+        let want = masked(&list, text);
+        for i in 0..=text.len() {
+            for j in i..=text.len() {
+                let (_, joined) = run(&[&text[..i], &text[i..j], &text[j..]], &list).await;
+                assert_eq!(joined, want, "split at {i}, {j}");
+            }
+        }
     }
 
     fn masked(list: &[&str], text: &str) -> String {
