@@ -21,7 +21,7 @@ def main(results_dir):
 
     targets = "\n".join(
         f"| {t['target']} | {t['measured']} | {'**holds**' if t['holds'] else '**does not hold**'}"
-        f"{(' — ' + t['why']) if t.get('why') else ''} |" for t in r["targets"])
+        f"{(' — ' + t['why']) if t.get('why') and not t['holds'] else ''} |" for t in r["targets"])
 
     def w2_cells(name):
         w2 = r["W2"].get(name, {})
