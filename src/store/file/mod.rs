@@ -141,6 +141,11 @@ pub(super) fn generation_file(store_path: &Path) -> PathBuf {
     store_path.with_extension("generation")
 }
 
+/// redb's page cache for one handle. Every handle here lives for one command, one snapshot build
+/// or one audit batch, so a cache never outlives the pages it read; redb's default (1 GiB) let a
+/// proxy's RSS jump by the size of the vault at every snapshot reload and audit batch.
+const CACHE_BYTES: usize = 16 * 1024 * 1024;
+
 impl FileStore {
     /// Opens (creating with mode 0600 if needed) and migrates the store at `path`, waiting up
     /// to `lock_wait` for another process to release it.
@@ -152,7 +157,7 @@ impl FileStore {
         let deadline = Instant::now() + lock_wait;
         let mut pause = Duration::from_millis(5);
         let db = loop {
-            match guarded(path, || Ok(Database::create(path))) {
+            match guarded(path, || Ok(Database::builder().set_cache_size(CACHE_BYTES).create(path))) {
                 Ok(Ok(db)) => break db,
                 Ok(Err(DatabaseError::DatabaseAlreadyOpen)) if Instant::now() < deadline => {
                     std::thread::sleep(pause);
