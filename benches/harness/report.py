@@ -188,6 +188,7 @@ this shared VM by 10–20 %; compare the ratios within one run.
 |---|---|---|---|---|---|
 {peers}
 
+aivault's and hudsucker's W1 runs alternate three times (CPU: the median round; req/s: the median).
 In-memory TLS 1.3 handshake ceiling (client and server in one thread, P-256): {hs}/s. W2's client
 (`harness/src/bin/newconn.rs`) makes a new TCP connection, CONNECT and full TLS 1.3 handshake per
 request (no resumption) and does not verify the chain: with verification (hey, earlier runs) the
