@@ -671,9 +671,12 @@ def profile(pid, url, proxy_url, headers, out_dir, seconds=6, keep_folded=False)
     return {"samples": total, "shares_pct": {k: round(v, 1) for v, k in rows}}
 
 
+def metrics_text(port):
+    return subprocess.run(["curl", "-s", "--max-time", "2", f"http://127.0.0.1:{port}/metrics"], capture_output=True, text=True).stdout
+
+
 def metric(port, name):
-    text = subprocess.run(["curl", "-s", "--max-time", "2", f"http://127.0.0.1:{port}/metrics"], capture_output=True, text=True).stdout
-    for line in text.splitlines():
+    for line in metrics_text(port).splitlines():
         if line.startswith(name + " "):
             return float(line.split()[1])
     return None
@@ -681,7 +684,7 @@ def metric(port, name):
 
 def proxied_requests(port):
     """Requests the proxy counted (every `kind="request"` series of aivault_requests_total)."""
-    text = subprocess.run(["curl", "-s", "--max-time", "2", f"http://127.0.0.1:{port}/metrics"], capture_output=True, text=True).stdout
+    text = metrics_text(port)
     return sum(float(l.rsplit(" ", 1)[1]) for l in text.splitlines() if l.startswith('aivault_requests_total{kind="request"'))
 
 

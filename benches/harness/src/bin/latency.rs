@@ -5,7 +5,7 @@
 //! (`bearer`: the Authorization token sent, default `placeholder`; direct requests need the real one)
 //! Prints {"n", "p50_us", "p90_us", "p99_us", "mean_us"}.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufReader, Write};
 use std::net::TcpStream;
 use std::sync::Arc;
 use std::time::Instant;
@@ -26,18 +26,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut tcp = if proxy == "direct" {
         TcpStream::connect(connect)?
     } else {
-        let mut s = TcpStream::connect(proxy)?;
-        write!(s, "CONNECT {host}:443 HTTP/1.1\r\nHost: {host}:443\r\nProxy-Authorization: Bearer {token}\r\n\r\n")?;
-        let mut head = Vec::new();
-        let mut byte = [0u8; 1];
-        while !head.ends_with(b"\r\n\r\n") {
-            s.read_exact(&mut byte)?;
-            head.push(byte[0]);
-        }
-        if !head.starts_with(b"HTTP/1.1 200") && !head.starts_with(b"HTTP/1.0 200") {
-            return Err(format!("CONNECT refused: {}", String::from_utf8_lossy(&head)).into());
-        }
-        s
+        aivault_bench_harness::tunnel(proxy, host, token)?
     };
     tcp.set_nodelay(true)?;
     let mut roots = rustls::RootCertStore::empty();
@@ -58,29 +47,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let started = Instant::now();
         reader.get_mut().write_all(request.as_bytes())?;
         reader.get_mut().flush()?;
-        let mut length = 0usize;
-        let mut status = String::new();
-        loop {
-            let mut line = String::new();
-            if reader.read_line(&mut line)? == 0 {
-                return Err("connection closed".into());
-            }
-            if status.is_empty() {
-                status = line.clone();
-            }
-            let lower = line.to_ascii_lowercase();
-            if let Some(v) = lower.strip_prefix("content-length:") {
-                length = v.trim().parse()?;
-            }
-            if line == "\r\n" {
-                break;
-            }
-        }
+        let status = aivault_bench_harness::read_response(&mut reader)?;
         if !status.starts_with("HTTP/1.1 200") {
             return Err(format!("unexpected answer: {status}").into());
         }
-        let mut body = vec![0u8; length];
-        reader.read_exact(&mut body)?;
         if i >= warmup {
             samples.push(started.elapsed().as_nanos() as f64 / 1000.0);
         }

@@ -11,7 +11,7 @@
 //! Usage: newconn <proxy ADDR:PORT | direct> <token | -> <host> <connect ADDR:PORT> <path> <seconds> <threads> [bearer]
 //! Prints {"rps", "requests", "errors", "seconds"}.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufReader, Write};
 use std::net::TcpStream;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -68,46 +68,14 @@ struct Job {
 fn one(job: &Job) -> Result<(), Box<dyn std::error::Error>> {
     let mut tcp = match &job.proxy {
         None => TcpStream::connect(&job.connect)?,
-        Some(proxy) => {
-            let mut s = TcpStream::connect(proxy)?;
-            let auth =
-                if job.token == "-" { String::new() } else { format!("Proxy-Authorization: Bearer {}\r\n", job.token) };
-            write!(s, "CONNECT {h}:443 HTTP/1.1\r\nHost: {h}:443\r\n{auth}\r\n", h = job.host)?;
-            let mut head = Vec::new();
-            let mut byte = [0u8; 1];
-            while !head.ends_with(b"\r\n\r\n") {
-                s.read_exact(&mut byte)?;
-                head.push(byte[0]);
-            }
-            if !head.starts_with(b"HTTP/1.1 200") && !head.starts_with(b"HTTP/1.0 200") {
-                return Err(format!("CONNECT refused: {}", String::from_utf8_lossy(&head)).into());
-            }
-            s
-        }
+        Some(proxy) => aivault_bench_harness::tunnel(proxy, &job.host, &job.token)?,
     };
     tcp.set_nodelay(true)?;
     let conn = rustls::ClientConnection::new(job.config.clone(), ServerName::try_from(job.host.clone())?)?;
     let mut reader = BufReader::new(rustls::StreamOwned::new(conn, &mut tcp));
     reader.get_mut().write_all(&job.request)?;
     reader.get_mut().flush()?;
-    let (mut status, mut length) = (String::new(), 0usize);
-    loop {
-        let mut line = String::new();
-        if reader.read_line(&mut line)? == 0 {
-            return Err("connection closed".into());
-        }
-        if status.is_empty() {
-            status = line.clone();
-        }
-        if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
-            length = v.trim().parse()?;
-        }
-        if line == "\r\n" {
-            break;
-        }
-    }
-    let mut body = vec![0u8; length];
-    reader.read_exact(&mut body)?;
+    let status = aivault_bench_harness::read_response(&mut reader)?;
     if !status.starts_with("HTTP/1.1 200") {
         return Err(format!("unexpected answer: {}", status.trim_end()).into());
     }
