@@ -13,6 +13,7 @@ usage: console_browser.py SCENARIO LINK SHOTS_DIR [ARGS...]
 
 import json
 import os
+import shutil
 import sys
 import tempfile
 
@@ -23,10 +24,9 @@ from selenium.webdriver.support import expected_conditions as EC
 from selenium.webdriver.support.ui import WebDriverWait
 
 
-def browser(extra=()):
+def browser(profile, extra=()):
     o = webdriver.ChromeOptions()
     o.binary_location = "/usr/bin/chromium"
-    profile = tempfile.mkdtemp(prefix="aivault-chromium-")
     for a in [
         "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
         "--disable-background-networking", "--disable-component-update", "--disable-sync",
@@ -93,7 +93,13 @@ def main():
         extra = [f"--host-resolver-rules=MAP {args[6]} {args[7]}", "--ignore-certificate-errors"]
     if scenario == "credential":
         extra = [f"--host-resolver-rules=MAP {args[5]} {args[6]}", "--ignore-certificate-errors"]
-    d = browser(extra)
+    # The profile lives only as long as this run: every run used to leave one in /tmp.
+    profile = tempfile.mkdtemp(prefix="aivault-chromium-")
+    try:
+        d = browser(profile, extra)
+    except BaseException:
+        shutil.rmtree(profile, ignore_errors=True)
+        raise
     out = {"scenario": scenario}
     try:
         out["page_url"] = open_page(d, link, scenario)
@@ -193,6 +199,7 @@ def main():
         out["after_html"] = d.page_source
     finally:
         d.quit()
+        shutil.rmtree(profile, ignore_errors=True)
     print(json.dumps(out))
 
 
