@@ -32,7 +32,7 @@ pub use rows::{
 };
 
 /// The schema this binary writes in the redb file. Older stores are migrated forward on open.
-pub const SCHEMA_VERSION: u32 = 6;
+pub const SCHEMA_VERSION: u32 = 7;
 
 /// The string-valued tables (names and token hashes map to ids).
 const NAMES: &str = "secret_names";
@@ -56,6 +56,15 @@ pub struct Retention {
 }
 
 pub(crate) fn record_ts_ms(bytes: &[u8]) -> u64 {
+    // Fast path for what `AuditEvent` serializes (`{"ts_ms":N,...`): no JSON parse per record.
+    if let Some(rest) = bytes.strip_prefix(br#"{"ts_ms":"#) {
+        let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
+        if matches!(rest.get(digits), Some(b',' | b'}')) {
+            if let Some(ts) = std::str::from_utf8(&rest[..digits]).ok().and_then(|d| d.parse().ok()) {
+                return ts;
+            }
+        }
+    }
     #[derive(serde::Deserialize)]
     struct Ts {
         ts_ms: u64,
@@ -467,5 +476,23 @@ impl Store {
             tx.bump_generation()?;
             Ok(copied)
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_records_time_is_read_with_and_without_the_fast_path() {
+        for (record, want) in [
+            (&br#"{"ts_ms":1700000000123,"kind":"proxy.request"}"#[..], 1_700_000_000_123),
+            (br#"{"ts_ms":7}"#, 7),
+            (br#"{"kind":"proxy.request","ts_ms":42}"#, 42),
+            (br#"{"ts_ms":1.5,"kind":"x"}"#, u64::MAX),
+            (br#"{"ts_ms":99999999999999999999999,"kind":"x"}"#, u64::MAX),
+            (br#"{"ts_ms":,"kind":"x"}"#, u64::MAX),
+            (b"not json", u64::MAX),
+        ] {
+            assert_eq!(super::record_ts_ms(record), want, "{}", String::from_utf8_lossy(record));
+        }
     }
 }

@@ -53,37 +53,44 @@ const PROPOSALS: Tbl = TableDefinition::new("proposals");
 const REVIEW_LINKS: Tbl = TableDefinition::new("review_links");
 
 /// Ordered migrations: entry `i` moves a store from version `i` to `i + 1`.
-type Migration = fn(&redb::WriteTransaction) -> Result<(), redb::Error>;
-const MIGRATIONS: &[Migration] =
-    &[migrate_0_to_1, migrate_1_to_2, migrate_2_to_3, migrate_3_to_4, migrate_4_to_5, migrate_5_to_6];
+type Migration = fn(&redb::WriteTransaction, &Path) -> Result<(), redb::Error>;
+const MIGRATIONS: &[Migration] = &[
+    migrate_0_to_1,
+    migrate_1_to_2,
+    migrate_2_to_3,
+    migrate_3_to_4,
+    migrate_4_to_5,
+    migrate_5_to_6,
+    audit::migrate_6_to_7,
+];
 
 /// Request records are appended as segments (see `audit`); earlier rows stay where they are.
-fn migrate_5_to_6(tx: &redb::WriteTransaction) -> Result<(), redb::Error> {
+fn migrate_5_to_6(tx: &redb::WriteTransaction, _: &Path) -> Result<(), redb::Error> {
     tx.open_table(audit::SEGMENTS)?;
     tx.open_table(audit::INFO)?;
     Ok(())
 }
 
 /// Proposals and their review links get their tables.
-fn migrate_4_to_5(tx: &redb::WriteTransaction) -> Result<(), redb::Error> {
+fn migrate_4_to_5(tx: &redb::WriteTransaction, _: &Path) -> Result<(), redb::Error> {
     tx.open_table(PROPOSALS)?;
     tx.open_table(REVIEW_LINKS)?;
     Ok(())
 }
 
 /// Held requests get their table.
-fn migrate_3_to_4(tx: &redb::WriteTransaction) -> Result<(), redb::Error> {
+fn migrate_3_to_4(tx: &redb::WriteTransaction, _: &Path) -> Result<(), redb::Error> {
     tx.open_table(APPROVALS)?;
     Ok(())
 }
 
 /// Rate limits and budgets get their table.
-fn migrate_2_to_3(tx: &redb::WriteTransaction) -> Result<(), redb::Error> {
+fn migrate_2_to_3(tx: &redb::WriteTransaction, _: &Path) -> Result<(), redb::Error> {
     tx.open_table(LIMITS)?;
     Ok(())
 }
 
-fn migrate_0_to_1(tx: &redb::WriteTransaction) -> Result<(), redb::Error> {
+fn migrate_0_to_1(tx: &redb::WriteTransaction, _: &Path) -> Result<(), redb::Error> {
     tx.open_table(SECRETS)?;
     tx.open_table(NAMES)?;
     tx.open_table(CREDENTIALS)?;
@@ -98,7 +105,7 @@ fn migrate_0_to_1(tx: &redb::WriteTransaction) -> Result<(), redb::Error> {
 }
 
 /// Security events move out of the request log into their own table.
-fn migrate_1_to_2(tx: &redb::WriteTransaction) -> Result<(), redb::Error> {
+fn migrate_1_to_2(tx: &redb::WriteTransaction, _: &Path) -> Result<(), redb::Error> {
     let mut security = tx.open_table(AUDIT_SECURITY)?;
     let mut audit = tx.open_table(AUDIT)?;
     let mut moved = Vec::new();
@@ -202,7 +209,7 @@ impl FileStore {
             return Ok(());
         }
         for step in &MIGRATIONS[version as usize..] {
-            step(&tx)?;
+            step(&tx, path)?;
         }
         {
             let mut meta = tx.open_table(META)?;
@@ -219,7 +226,7 @@ impl FileStore {
     /// Runs `f` in one read transaction.
     pub(super) fn read<T>(&self, f: impl FnOnce(&FileRead) -> Result<T, StoreError>) -> Result<T, StoreError> {
         guarded(&self.path, || {
-            let tx = FileRead { tx: self.db()?.begin_read()? };
+            let tx = FileRead { tx: self.db()?.begin_read()?, path: self.path.clone() };
             f(&tx)
         })
     }
@@ -228,14 +235,31 @@ impl FileStore {
     pub(super) fn write<T, E: From<StoreError>>(&self, f: impl FnOnce(&mut FileWrite) -> Result<T, E>) -> Result<T, E> {
         // The closure's own error travels out of the guard untouched; only engine failures map.
         let outcome = guarded(&self.path, || {
-            let mut tx = FileWrite { tx: self.db()?.begin_write()?, bumped: None };
-            match f(&mut tx) {
+            let mut tx = FileWrite {
+                tx: self.db()?.begin_write()?,
+                bumped: None,
+                path: self.path.clone(),
+                written: Vec::new(),
+                live_segments: None,
+            };
+            let outcome = f(&mut tx);
+            let FileWrite { tx: redb_tx, bumped, written, live_segments, .. } = tx;
+            // Audit segment files this transaction wrote go with it if it does not commit.
+            let forget = || written.iter().for_each(|p| drop(std::fs::remove_file(p)));
+            match outcome {
                 Ok(v) => {
-                    tx.tx.commit()?;
-                    Ok(Ok((v, tx.bumped)))
+                    if let Err(e) = redb_tx.commit() {
+                        forget();
+                        return Err(e.into());
+                    }
+                    if let Some(live) = live_segments {
+                        audit::sweep(&self.path, &live);
+                    }
+                    Ok(Ok((v, bumped)))
                 }
                 Err(e) => {
-                    let _ = tx.tx.abort();
+                    let _ = redb_tx.abort();
+                    forget();
                     Ok(Err(e))
                 }
             }
@@ -273,6 +297,8 @@ pub(super) fn read_generation_file(store_path: &Path) -> Option<u64> {
 /// A read transaction.
 pub(super) struct FileRead {
     pub(super) tx: redb::ReadTransaction,
+    /// The store file (the audit log's segment files live beside it).
+    pub(super) path: PathBuf,
 }
 
 /// One row of a record table, read or write transaction alike.
@@ -318,6 +344,13 @@ impl FileRead {
 pub(super) struct FileWrite {
     pub(super) tx: redb::WriteTransaction,
     pub(super) bumped: Option<u64>,
+    /// The store file (the audit log's segment files live beside it).
+    pub(super) path: PathBuf,
+    /// Audit segment files written in this transaction (deleted if it does not commit).
+    pub(super) written: Vec<PathBuf>,
+    /// Set when segments left the log: the files it still names (the rest are deleted after
+    /// the commit).
+    pub(super) live_segments: Option<std::collections::BTreeSet<(u64, u64)>>,
 }
 
 impl FileWrite {
@@ -480,7 +513,7 @@ mod tests {
         {
             let s = FileStore::open(&path, Duration::from_secs(1)).unwrap();
             let v = s.read(|tx| tx.meta("schema_version")).unwrap();
-            assert_eq!(v.as_deref(), Some("6"));
+            assert_eq!(v.as_deref(), Some("7"));
         }
         use std::os::unix::fs::PermissionsExt;
         assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
