@@ -129,6 +129,7 @@ pub fn run(cfg: &Config, net: &UpstreamConfig, req: InvokeRequest) -> Result<Inv
             audit,
             limits: super::pipeline::Limits::default(),
             oauth: super::oauth::TokenManager::new(Some(cfg.clone())),
+            maskers: Default::default(),
         };
         let mut request = Request::builder().method(method.as_str()).uri(path.as_str());
         for (k, v) in &req.headers {

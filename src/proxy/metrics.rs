@@ -42,6 +42,8 @@ pub struct Gauges {
     pub audit_written: u64,
     /// How long building the snapshot being served took.
     pub snapshot_build: std::time::Duration,
+    /// Compiled masking needle sets held (bounded by `redact::cache::ENTRIES`).
+    pub masker_cache_entries: u64,
 }
 
 impl Metrics {
@@ -146,6 +148,12 @@ impl Metrics {
             ),
             ("aivault_snapshot_generation", "gauge", "The vault generation this proxy serves.", g.snapshot_generation),
             (
+                "aivault_masker_cache_entries",
+                "gauge",
+                "Compiled masking needle sets kept for recent credentials (bounded, a minute after last use).",
+                g.masker_cache_entries,
+            ),
+            (
                 "aivault_audit_records_written_total",
                 "counter",
                 "Audit records this proxy committed to the store.",
@@ -197,6 +205,7 @@ mod tests {
             oauth_refreshes: 0,
             snapshot_generation: 7,
             snapshot_build: std::time::Duration::from_millis(1500),
+            masker_cache_entries: 4,
         };
         let text = m.render(&g);
         assert!(
@@ -213,6 +222,7 @@ mod tests {
         assert!(text.contains("aivault_request_duration_seconds_count 2"), "{text}");
         assert!(text.contains("aivault_active_connections 2") && text.contains("aivault_snapshot_generation 7"));
         assert!(text.contains("aivault_snapshot_build_seconds 1.500000"), "{text}");
+        assert!(text.contains("\naivault_masker_cache_entries 4\n"), "{text}");
         assert_eq!(label("a\"b\\"), "a\\\"b\\\\");
     }
 }

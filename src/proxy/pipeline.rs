@@ -77,6 +77,8 @@ pub struct Shared {
     pub audit: AuditSink,
     pub limits: Limits,
     pub oauth: super::oauth::TokenManager,
+    /// Compiled masking needles of recent requests (bounded; see `redact::cache`).
+    pub maskers: super::redact::MaskerCache,
 }
 
 /// Per-request limits.
@@ -292,6 +294,9 @@ pub fn prepare(
     // 4. Inject. The decrypted material is dropped (zeroized) right after.
     let injected = apply_strategy(&mut target, &resolved, dest, agent_signed);
     let mut needles = Needles::default();
+    if resolved.auth.is_sigv4() {
+        needles.vary_per_request();
+    }
     for value in resolved.material.leaf_values() {
         needles.push(value.expose().as_bytes());
     }
@@ -398,7 +403,7 @@ fn relay(
     let bytes_out = Arc::new(AtomicU64::new(0));
     let counted = Counted::new(body, bytes_out.clone());
     // 6b. Mask any echo of the injected credential (same length, so framing stays valid).
-    let counted: Body = match needles.compile() {
+    let counted: Body = match needles.compile(Some(&shared.maskers)) {
         None => counted.boxed(),
         Some(masker) => {
             masker.mask_headers(&mut head.headers);

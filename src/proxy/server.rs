@@ -61,6 +61,7 @@ impl Proxy {
             audit,
             limits: opts.limits,
             oauth: super::oauth::TokenManager::new(Some(config.clone())),
+            maskers: Default::default(),
         };
         let (shutdown_tx, shutdown) = watch::channel(false);
         let (opts_pending, opts_per_agent) = (opts.max_pending_connections, opts.max_agent_connections);
@@ -94,6 +95,17 @@ impl Proxy {
             tracing::warn!(error = %e, "cannot announce this proxy; management commands will not wait for it");
         }
         let watcher = tokio::spawn(watch_vault(state.clone(), me.clone()));
+        // Cached masking needles go a minute after their last use even when no request comes.
+        let expiry = {
+            let state = state.clone();
+            tokio::spawn(async move {
+                let mut every = tokio::time::interval(Duration::from_secs(1));
+                loop {
+                    every.tick().await;
+                    state.shared.maskers.expire();
+                }
+            })
+        };
         let permits = Arc::new(Semaphore::new(state.opts.max_connections));
         tokio::pin!(stop);
         loop {
@@ -128,6 +140,8 @@ impl Proxy {
             tokio::time::sleep(Duration::from_millis(25)).await;
         }
         watcher.abort();
+        expiry.abort();
+        state.shared.maskers.clear();
         crate::service::proxies::withdraw(&state.config.home, &me);
         let remaining = state.active.load(Ordering::SeqCst);
         if remaining > 0 {
@@ -274,6 +288,8 @@ async fn watch_vault(state: Arc<ProxyState>, mut me: crate::service::proxies::An
                 let ca_changed = snapshot.ca_name().is_some_and(|n| Some(n) != current_ca_name(&state).as_deref());
                 let build_ms = snapshot.build_time.as_millis() as u64;
                 state.shared.snapshot.store(snapshot);
+                // Nothing derived from the previous vault's secrets is kept.
+                state.shared.maskers.clear();
                 if ca_changed {
                     reload_ca(&state).await;
                 }

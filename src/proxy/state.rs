@@ -121,6 +121,7 @@ impl ProxyState {
             snapshot_generation: snapshot.generation,
             snapshot_build: snapshot.build_time,
             audit_written: self.shared.audit.written.load(Ordering::Relaxed),
+            masker_cache_entries: self.shared.maskers.entries(),
         };
         self.shared.audit.metrics.render(&gauges)
     }

@@ -15,8 +15,10 @@
 //! the candidates, longest first): building an automaton per response cost a third of the
 //! proxy's CPU per request. Past `AUTOMATON_AFTER` bytes an aho-corasick automaton is built for
 //! the rest of the response; it holds the needles in memory that is not zeroized, as hyper's
-//! `HeaderValue` holding the injected header does; the needle list itself is zeroized. Nothing is
-//! kept from one response to the next.
+//! `HeaderValue` holding the injected header does; the needle list itself is zeroized. The
+//! compiled needle list (not the automaton) is kept for the next response that injects the same
+//! values, in a bounded cache (`cache.rs`: zeroized when it leaves, at most a minute after its
+//! last use, and all of it at every vault change).
 
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -36,25 +38,96 @@ pub const MIN_DERIVED_LEN: usize = 4;
 /// Headers whose value frames the message: never rewritten.
 const FRAMING: &[&str] = &["content-length", "transfer-encoding", "content-encoding", "content-type"];
 
-/// The injected values to mask, with their encodings; zeroized when the response ends. All of
-/// them live in one buffer (a request's dozen needles cost two allocations, not a dozen).
+mod cache;
+pub use cache::MaskerCache;
+
+/// The values one request injected, in the order they were pushed (each `[len: u32][bytes]`, in
+/// one zeroized buffer), compiled into a [`Masker`] when the response arrives.
 #[derive(Default)]
 pub struct Needles {
+    inputs: Zeroizing<Vec<u8>>,
+    /// A value changes on every request (a signature): the compiled form is not cached.
+    per_request: bool,
+}
+
+impl Needles {
+    /// Adds an injected value (its encodings are derived when compiled).
+    pub fn push(&mut self, value: &[u8]) {
+        let Ok(len) = u32::try_from(value.len()) else { return };
+        if len == 0 {
+            return;
+        }
+        grow(&mut self.inputs, 4 + value.len());
+        self.inputs.extend_from_slice(&len.to_le_bytes());
+        self.inputs.extend_from_slice(value);
+    }
+
+    /// Marks the request's values as changing on every request (SigV4's signature): caching them
+    /// would only evict entries that are reused.
+    pub fn vary_per_request(&mut self) {
+        self.per_request = true;
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.inputs.is_empty()
+    }
+
+    /// Builds the matcher, from `cache` when the same values were compiled a moment ago. Nothing
+    /// is compiled into an automaton up front: short responses (most API answers) are scanned
+    /// directly; the aho-corasick automaton is built only once a response has streamed
+    /// `AUTOMATON_AFTER` bytes, where one pass for all needles beats its build cost.
+    pub fn compile(self, cache: Option<&MaskerCache>) -> Option<Masker> {
+        if self.inputs.is_empty() {
+            return None;
+        }
+        let compiled = match cache.filter(|_| !self.per_request) {
+            Some(cache) => cache.get_or_build(self.inputs, Compiled::build)?,
+            None => std::sync::Arc::new(Compiled::build(&self.inputs)?),
+        };
+        Some(Masker { compiled, scanned: std::sync::atomic::AtomicUsize::new(0), ac: std::sync::OnceLock::new() })
+    }
+}
+
+/// The values of `Needles::inputs`, in order.
+fn inputs(mut buf: &[u8]) -> impl Iterator<Item = &[u8]> {
+    std::iter::from_fn(move || {
+        let len = u32::from_le_bytes(buf.get(..4)?.try_into().ok()?) as usize;
+        let value = buf.get(4..4 + len)?;
+        buf = &buf[4 + len..];
+        Some(value)
+    })
+}
+
+/// Room for `extra` more bytes in a zeroized buffer. Grown by hand: a Vec's own growth would
+/// leave the old copy unzeroized.
+fn grow(bytes: &mut Zeroizing<Vec<u8>>, extra: usize) {
+    let need = bytes.len() + extra;
+    if bytes.capacity() < need {
+        let mut grown = Zeroizing::new(Vec::with_capacity(need.max(bytes.capacity() * 2)));
+        grown.extend_from_slice(bytes);
+        *bytes = grown;
+    }
+}
+
+/// Every value and its encodings; zeroized when dropped. All of them live in one buffer (a
+/// request's dozen needles cost two allocations, not a dozen).
+#[derive(Default)]
+struct NeedleSet {
     bytes: Zeroizing<Vec<u8>>,
     /// `bytes[start..end]` of each needle.
     spans: Vec<(u32, u32)>,
 }
 
-impl Needles {
-    /// Adds an injected value and its common encodings.
-    pub fn push(&mut self, value: &[u8]) {
+impl NeedleSet {
+    /// Adds a value and its common encodings.
+    fn push(&mut self, value: &[u8]) {
         // The same value often arrives twice (a secret and the header rendered from it): its
         // encodings are already there.
         if value.is_empty() || self.contains(value) {
             return;
         }
         // The value and its encodings take about 17 times its length: one allocation for all.
-        self.reserve(value.len() * 20 + 64);
+        grow(&mut self.bytes, value.len() * 20 + 64);
         self.add(value);
         encodings(value, &mut |derived| {
             if derived.len() >= MIN_DERIVED_LEN {
@@ -79,59 +152,51 @@ impl Needles {
         else {
             return;
         };
-        self.reserve(needle.len());
+        grow(&mut self.bytes, needle.len());
         self.bytes.extend_from_slice(needle);
         self.spans.push((start, end));
     }
+}
 
-    /// Room for `extra` more bytes. Grown by hand: a Vec's own growth would leave the old copy
-    /// unzeroized.
-    fn reserve(&mut self, extra: usize) {
-        let need = self.bytes.len() + extra;
-        if self.bytes.capacity() < need {
-            let mut grown = Zeroizing::new(Vec::with_capacity(need.max(self.bytes.capacity() * 2)));
-            grown.extend_from_slice(&self.bytes);
-            self.bytes = grown;
+/// The needles of a set of values, ready to scan with: shared by every response that injected
+/// the same values while it is cached.
+pub struct Compiled {
+    /// Grouped by first byte (ASCII case folded), longest first within a group.
+    needles: NeedleSet,
+    /// For each byte, the range of `needles` that start with it (either case); empty if none.
+    ranges: [(u16, u16); 256],
+    longest: usize,
+}
+
+impl Compiled {
+    fn build(inputs_buf: &[u8]) -> Option<Compiled> {
+        let mut set = NeedleSet::default();
+        for value in inputs(inputs_buf) {
+            set.push(value);
         }
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.spans.is_empty()
-    }
-
-    /// Builds the matcher. Nothing is compiled up front: short responses (most API answers) are
-    /// scanned directly; the aho-corasick automaton is built only once a response has streamed
-    /// `AUTOMATON_AFTER` bytes, where one pass for all needles beats its build cost.
-    pub fn compile(mut self) -> Option<Masker> {
-        if self.spans.is_empty() {
+        if set.spans.is_empty() {
             return None;
         }
         // Grouped by first byte (either case), longest first within a group, so the first needle
         // that matches at a position is the longest there.
-        let bytes = &self.bytes;
+        let bytes = &set.bytes;
         let lower_first = |&(s, _): &(u32, u32)| bytes[s as usize].to_ascii_lowercase();
-        self.spans.sort_by_key(|span| (lower_first(span), std::cmp::Reverse(span.1 - span.0)));
+        set.spans.sort_by_key(|span| (lower_first(span), std::cmp::Reverse(span.1 - span.0)));
         let mut ranges = [(0u16, 0u16); 256];
-        let Ok(count) = u16::try_from(self.spans.len()) else { return None };
+        let count = u16::try_from(set.spans.len()).ok()?;
         let mut start = 0u16;
         while start < count {
-            let key = lower_first(&self.spans[usize::from(start)]);
+            let key = lower_first(&set.spans[usize::from(start)]);
             let mut end = start;
-            while end < count && lower_first(&self.spans[usize::from(end)]) == key {
+            while end < count && lower_first(&set.spans[usize::from(end)]) == key {
                 end += 1;
             }
             ranges[usize::from(key)] = (start, end);
             ranges[usize::from(key.to_ascii_uppercase())] = (start, end);
             start = end;
         }
-        let longest = self.spans.iter().map(|&(s, e)| (e - s) as usize).max().unwrap_or(0);
-        Some(Masker {
-            needles: self,
-            ranges,
-            longest,
-            scanned: std::sync::atomic::AtomicUsize::new(0),
-            ac: std::sync::OnceLock::new(),
-        })
+        let longest = set.spans.iter().map(|&(s, e)| (e - s) as usize).max().unwrap_or(0);
+        Some(Compiled { needles: set, ranges, longest })
     }
 }
 
@@ -188,13 +253,9 @@ fn encodings(value: &[u8], out: &mut dyn FnMut(&[u8])) {
     }
 }
 
-/// The compiled needles.
+/// One response's scanner: the compiled needles and what this response has used of them.
 pub struct Masker {
-    /// Grouped by first byte (ASCII case folded), longest first within a group.
-    needles: Needles,
-    /// For each byte, the range of `needles` that start with it (either case); empty if none.
-    ranges: [(u16, u16); 256],
-    longest: usize,
+    compiled: std::sync::Arc<Compiled>,
     scanned: std::sync::atomic::AtomicUsize,
     /// Built on first use past `AUTOMATON_AFTER` bytes (`None` if it cannot be built: the direct
     /// scan carries on).
@@ -212,7 +273,7 @@ impl Masker {
                     .ascii_case_insensitive(true)
                     .match_kind(MatchKind::LeftmostLongest)
                     .kind(Some(AhoCorasickKind::ContiguousNFA))
-                    .build(self.needles.iter())
+                    .build(self.compiled.needles.iter())
                     .ok()
             });
             if let Some(ac) = ac {
@@ -227,9 +288,10 @@ impl Masker {
                 Some(skip) => i += skip,
                 None => break,
             }
-            let (from, to) = self.ranges[usize::from(buf[i])];
-            for &(s, e) in &self.needles.spans[usize::from(from)..usize::from(to)] {
-                let needle = &self.needles.bytes[s as usize..e as usize];
+            let c = &*self.compiled;
+            let (from, to) = c.ranges[usize::from(buf[i])];
+            for &(s, e) in &c.needles.spans[usize::from(from)..usize::from(to)] {
+                let needle = &c.needles.bytes[s as usize..e as usize];
                 if buf.len() - i >= needle.len() && buf[i..i + needle.len()].eq_ignore_ascii_case(needle) {
                     spans.push((i, i + needle.len()));
                     i += needle.len();
@@ -243,7 +305,7 @@ impl Masker {
 
     /// Whether some needle starts with `b`.
     fn starts(&self, b: u8) -> bool {
-        let (from, to) = self.ranges[usize::from(b)];
+        let (from, to) = self.compiled.ranges[usize::from(b)];
         from < to
     }
 
@@ -259,13 +321,14 @@ impl Masker {
     /// The length of the longest tail of `buf` that is a proper prefix of some needle. Only
     /// positions holding a byte some needle starts with are tried, earliest first.
     fn pending_prefix(&self, buf: &[u8]) -> usize {
-        let from = buf.len().saturating_sub(self.longest.saturating_sub(1));
+        let from = buf.len().saturating_sub(self.compiled.longest.saturating_sub(1));
         for start in from..buf.len() {
             if !self.starts(buf[start]) {
                 continue;
             }
             let tail = &buf[start..];
-            if self.needles.iter().any(|n| n.len() > tail.len() && n[..tail.len()].eq_ignore_ascii_case(tail)) {
+            if self.compiled.needles.iter().any(|n| n.len() > tail.len() && n[..tail.len()].eq_ignore_ascii_case(tail))
+            {
                 return tail.len();
             }
         }
@@ -393,7 +456,7 @@ mod tests {
 
     #[test]
     fn needles_share_one_buffer_and_a_repeated_value_adds_nothing() {
-        let mut n = Needles::default();
+        let mut n = NeedleSet::default();
         n.push(b"sk-live-0123456789");
         let (spans, capacity) = (n.spans.len(), n.bytes.capacity());
         assert!(spans >= 6, "the value, percent, hex and base64 at three offsets: {spans}");
@@ -433,7 +496,7 @@ mod tests {
                 let at = (next() as usize) % (buf.len() - v.len());
                 buf[at..at + v.len()].copy_from_slice(v);
             }
-            let masker = needles.compile().unwrap();
+            let masker = needles.compile(None).unwrap();
             let direct = masker.spans(&buf);
             masker.scanned.store(AUTOMATON_AFTER + 1, std::sync::atomic::Ordering::Relaxed);
             let automaton = masker.spans(&buf);
@@ -455,7 +518,7 @@ mod tests {
         let frames: Vec<Result<Frame<Bytes>, BoxError>> =
             chunks.iter().map(|c| Ok(Frame::data(Bytes::copy_from_slice(c.as_bytes())))).collect();
         let body = StreamBody::new(futures_util_iter(frames)).boxed();
-        let mut r = Redacted::new(body, needles(list).compile().unwrap());
+        let mut r = Redacted::new(body, needles(list).compile(None).unwrap());
         let mut out = Vec::new();
         while let Some(f) = r.frame().await {
             out.push(String::from_utf8(f.unwrap().into_data().unwrap().to_vec()).unwrap());
@@ -505,7 +568,7 @@ mod tests {
     }
 
     fn masked(list: &[&str], text: &str) -> String {
-        let m = needles(list).compile().unwrap();
+        let m = needles(list).compile(None).unwrap();
         let mut buf = text.as_bytes().to_vec();
         m.mask(&mut buf);
         String::from_utf8(buf).unwrap()
@@ -548,7 +611,7 @@ mod tests {
 
     #[test]
     fn framing_headers_are_never_rewritten_and_trailers_are_masked() {
-        let m = needles(&["12345"]).compile().unwrap();
+        let m = needles(&["12345"]).compile(None).unwrap();
         let mut h = HeaderMap::new();
         h.insert("content-length", "12345".parse().unwrap());
         h.insert("x-echo", "got 12345".parse().unwrap());
