@@ -44,6 +44,8 @@ pub struct Gauges {
     pub snapshot_build: std::time::Duration,
     /// Compiled masking needle sets held (bounded by `redact::cache::ENTRIES`).
     pub masker_cache_entries: u64,
+    /// Sealed secrets the served snapshot holds open (bounded by `service::opened::ENTRIES`).
+    pub opened_secrets: u64,
 }
 
 impl Metrics {
@@ -154,6 +156,12 @@ impl Metrics {
                 g.masker_cache_entries,
             ),
             (
+                "aivault_opened_secrets",
+                "gauge",
+                "Sealed secrets held open for recent requests (bounded, a minute after last use, none kept across a vault change).",
+                g.opened_secrets,
+            ),
+            (
                 "aivault_audit_records_written_total",
                 "counter",
                 "Audit records this proxy committed to the store.",
@@ -206,6 +214,7 @@ mod tests {
             snapshot_generation: 7,
             snapshot_build: std::time::Duration::from_millis(1500),
             masker_cache_entries: 4,
+            opened_secrets: 2,
         };
         let text = m.render(&g);
         assert!(
@@ -216,13 +225,14 @@ mod tests {
             text.contains("aivault_requests_total{kind=\"connect\",code=\"host_not_allowed\",capability=\"-\"} 1"),
             "{text}"
         );
-        assert!(!text.contains("secret"), "management events are not requests");
+        assert!(!text.contains("secret.create"), "management events are not requests");
         assert!(text.contains("aivault_request_duration_seconds_bucket{le=\"0.005\"} 1"), "{text}");
         assert!(text.contains("aivault_request_duration_seconds_bucket{le=\"0.05\"} 2"), "{text}");
         assert!(text.contains("aivault_request_duration_seconds_count 2"), "{text}");
         assert!(text.contains("aivault_active_connections 2") && text.contains("aivault_snapshot_generation 7"));
         assert!(text.contains("aivault_snapshot_build_seconds 1.500000"), "{text}");
         assert!(text.contains("\naivault_masker_cache_entries 4\n"), "{text}");
+        assert!(text.contains("\naivault_opened_secrets 2\n"), "{text}");
         assert_eq!(label("a\"b\\"), "a\\\"b\\\\");
     }
 }

@@ -103,6 +103,7 @@ impl Proxy {
                 loop {
                     every.tick().await;
                     state.shared.maskers.expire();
+                    state.shared.snapshot.load().expire_opened();
                 }
             })
         };

@@ -122,6 +122,7 @@ impl ProxyState {
             snapshot_build: snapshot.build_time,
             audit_written: self.shared.audit.written.load(Ordering::Relaxed),
             masker_cache_entries: self.shared.maskers.entries(),
+            opened_secrets: snapshot.opened_entries(),
         };
         self.shared.audit.metrics.render(&gauges)
     }

@@ -14,6 +14,7 @@ pub mod external;
 mod keys;
 pub mod limits;
 pub mod oauth;
+pub mod opened;
 pub mod proposals;
 pub mod proxies;
 pub mod resolve;

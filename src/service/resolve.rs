@@ -54,6 +54,8 @@ pub struct Snapshot {
     /// Values of external secrets, fetched on demand and kept for their TTL (carried over from
     /// one snapshot to the next, like the limiters).
     external: Arc<super::external::ExternalCache>,
+    /// Sealed secrets opened for recent requests (bounded; see `service::opened`).
+    opened: super::opened::Opened,
 }
 
 /// A credential as the snapshot holds it: its row, its hosts parsed, its strategy compiled.
@@ -266,6 +268,7 @@ impl Snapshot {
                     allowances,
                     limiters,
                     external: Arc::default(),
+                    opened: Default::default(),
                     generation,
                     policy: Policy::new(rules),
                     capabilities,
@@ -486,8 +489,18 @@ impl Snapshot {
                     message: format!("secret {} comes from {source}, which failed: {why}", secret.name),
                 })
             }),
-            None => crypto::open(key, aad, &secret.sealed).map_err(|_| None),
+            None => self.opened.get_or_open(&secret.id, || crypto::open(key, aad, &secret.sealed).map_err(|_| None)),
         }
+    }
+
+    /// Drops opened secrets that idled out (the cache does so itself only while it is used).
+    pub fn expire_opened(&self) {
+        self.opened.expire();
+    }
+
+    /// Opened secrets held now.
+    pub fn opened_entries(&self) -> u64 {
+        self.opened.entries()
     }
 
     pub fn open(&self, key: &MasterKey, pick: &Pick) -> Result<ResolvedCredential> {
