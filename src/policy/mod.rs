@@ -199,6 +199,9 @@ pub enum Decision<'a> {
 #[derive(Debug, Default)]
 pub struct Policy {
     rules: Vec<Rule>,
+    /// Capability id → its rule (a lookup per request; a binary search over the registry's
+    /// hundreds of ids was a dozen string compares).
+    by_id: HashMap<String, usize>,
     exact: HashMap<String, Vec<usize>>,
     wildcard: HashMap<String, Vec<usize>>,
 }
@@ -208,7 +211,9 @@ impl Policy {
         rules.sort_by(|a, b| a.id.cmp(&b.id));
         let mut exact: HashMap<String, Vec<usize>> = HashMap::new();
         let mut wildcard: HashMap<String, Vec<usize>> = HashMap::new();
+        let mut by_id = HashMap::with_capacity(rules.len());
         for (i, rule) in rules.iter().enumerate() {
+            by_id.entry(rule.id.clone()).or_insert(i);
             for h in &rule.hosts {
                 let index = if h.is_wildcard() { &mut wildcard } else { &mut exact };
                 let slot = index.entry(h.host().to_owned()).or_default();
@@ -217,7 +222,7 @@ impl Policy {
                 }
             }
         }
-        Policy { rules, exact, wildcard }
+        Policy { rules, by_id, exact, wildcard }
     }
 
     pub fn rules(&self) -> &[Rule] {
@@ -225,7 +230,7 @@ impl Policy {
     }
 
     pub fn rule(&self, id: &str) -> Option<&Rule> {
-        self.rules.binary_search_by(|r| r.id.as_str().cmp(id)).ok().map(|i| &self.rules[i])
+        self.by_id.get(id).map(|&i| &self.rules[i])
     }
 
     /// Rules naming `host:port`; the iterator borrows the host, the rules borrow only `self`.

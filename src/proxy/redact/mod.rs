@@ -57,7 +57,10 @@ impl Needles {
         if len == 0 {
             return;
         }
-        grow(&mut self.inputs, 4 + value.len());
+        // A request pushes a secret or two and the header rendered from them: room for those
+        // at once, so the buffer is not regrown (and the old copy wiped) per push.
+        let first = if self.inputs.capacity() == 0 { 256 } else { 0 };
+        grow(&mut self.inputs, (4 + value.len()).max(first));
         self.inputs.extend_from_slice(&len.to_le_bytes());
         self.inputs.extend_from_slice(value);
     }
