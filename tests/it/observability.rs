@@ -63,3 +63,33 @@ fn metrics_count_requests_by_code_and_capability() {
     let _ = child.wait();
     assert!(text.contains("serves /metrics"), "{text}");
 }
+
+/// The proxy's two caches of decrypted material (opened secrets, compiled masking needles) fill
+/// with the credentials it serves and are emptied by a vault change.
+#[test]
+fn the_caches_of_decrypted_material_show_on_metrics_and_empty_at_a_vault_change() {
+    let (v, up, token) = setup();
+    let p = v.proxy(&proxy_args(&up, &["api.example.com"]).iter().map(String::as_str).collect::<Vec<_>>());
+    let ca = v.ca_path();
+    let console = p.console.clone().expect("the proxy serves a console");
+    let gauge = |name: &str| -> Option<u64> {
+        let text = get(&format!("{console}/metrics"));
+        text.lines().find_map(|l| l.strip_prefix(&format!("{name} ")).and_then(|n| n.trim().parse().ok()))
+    };
+    for _ in 0..3 {
+        let (code, out, err) = curl(&p.url(&token), &ca, &["-sS", "-f", "https://api.example.com/v1/users"]);
+        assert_eq!(code, 0, "{out} {err}");
+    }
+    assert_eq!(gauge("aivault_opened_secrets"), Some(1), "one secret served three requests");
+    assert_eq!(gauge("aivault_masker_cache_entries"), Some(1));
+    // Any change: the proxy reloads, and nothing opened from the previous vault is kept.
+    v.agent("another-agent", &[]);
+    crate::support::eventually("the caches empty after the reload", || {
+        gauge("aivault_opened_secrets") == Some(0) && gauge("aivault_masker_cache_entries") == Some(0)
+    });
+    let (code, out, err) = curl(&p.url(&token), &ca, &["-sS", "-f", "https://api.example.com/v1/users"]);
+    assert_eq!(code, 0, "{out} {err}");
+    assert_eq!(gauge("aivault_opened_secrets"), Some(1));
+    assert!(!get(&format!("{console}/metrics")).contains(SENTINEL));
+    p.stop();
+}

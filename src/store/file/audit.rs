@@ -324,7 +324,16 @@ fn trim_segments(
         }
         let mut drop = surplus;
         if head.ts.max(oldest) < min_ts_ms {
-            let bytes = read_segment(dir, key, tag)?;
+            // A segment whose file is gone or unreadable as a segment holds no record any more:
+            // its row goes, so the log keeps taking new records (`audit` reports the damage
+            // until then).
+            let Some(bytes) = std::fs::read(segment_file(dir, key, tag)).ok().filter(|b| decode(b).is_ok()) else {
+                meta.remove(key)?;
+                removed += live;
+                head.skip = 0;
+                dropped = true;
+                continue;
+            };
             let records = decode(&bytes)?;
             let from = (head.skip + drop) as usize;
             let live = records.get(from..).unwrap_or_default();
@@ -594,6 +603,25 @@ mod model {
         assert_eq!(s.read(|tx| tx.audit_newest(10)).unwrap().len(), 3);
         s.write(|tx| tx.append_audit(&(5..9).map(|t| ev("proxy.request", t)).collect::<Vec<_>>(), keep)).unwrap();
         assert_eq!(files(&path).iter().map(|(k, _)| *k).collect::<Vec<_>>(), vec![4], "stray and dropped files went");
+    }
+
+    #[test]
+    fn a_lost_segment_file_is_reported_by_readers_and_does_not_stop_appends() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("v.redb");
+        let s = FileStore::open(&path, Duration::from_secs(1)).unwrap();
+        let keep = |min| Retention { max_requests: 100, min_ts_ms: min };
+        s.write(|tx| tx.append_audit(&(1..4).map(|t| ev("proxy.request", t)).collect::<Vec<_>>(), keep(0))).unwrap();
+        s.write(|tx| tx.append_audit(&(10..13).map(|t| ev("proxy.request", t)).collect::<Vec<_>>(), keep(0))).unwrap();
+        std::fs::remove_dir_all(segment_dir(&path)).unwrap();
+        let err = s.read(|tx| tx.audit_newest(10)).unwrap_err().to_string();
+        assert!(err.contains("is missing"), "{err}");
+        // An age trim that needs the lost oldest segment drops its row; new records land.
+        s.write(|tx| tx.append_audit(&[ev("proxy.request", 20)], keep(2))).unwrap();
+        s.write(|tx| tx.append_audit(&[ev("proxy.request", 21)], keep(11))).unwrap();
+        let left: Vec<u64> = files(&path).iter().map(|(k, _)| *k).collect();
+        assert_eq!(left, vec![7, 8], "the two new segments; the lost ones' rows are gone");
+        assert_eq!(s.read(|tx| tx.audit_newest(10)).unwrap().len(), 2);
     }
 
     #[test]
