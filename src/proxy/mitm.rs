@@ -57,7 +57,10 @@ pub async fn intercept(
         Err(_) => return tls_failure(&state, &agent, &host, "TLS handshake timed out"),
     };
     let dest_host = host.clone();
-    let dest = Destination { https: true, host, port, capability: None };
+    // Shared by every request on the connection: a request clones two pointers, not the
+    // agent's names, context and token hash.
+    let dest = Arc::new(Destination { https: true, host, port, capability: None });
+    let agent = Arc::new(agent);
     let svc_state = state.clone();
     let (svc_agent, svc_activity, svc_slot) = (agent.clone(), activity.clone(), slot.clone());
     let svc = hyper::service::service_fn(move |req| {
@@ -106,8 +109,8 @@ fn tls_failure(state: &ProxyState, agent: &Agent, host: &str, why: &str) {
 
 async fn inner(
     state: Arc<ProxyState>,
-    dest: Destination,
-    agent: Agent,
+    dest: Arc<Destination>,
+    agent: Arc<Agent>,
     slot: Arc<Slot>,
     req: Request<Incoming>,
 ) -> Response<Body> {

@@ -21,7 +21,7 @@ use crate::refusal::{ErrorCode, Refusal};
 /// The host agents send proposals to.
 pub const PROPOSAL_HOST: &str = "aivault.local";
 
-pub async fn serve(state: Arc<ProxyState>, agent: Agent, req: Request<Incoming>) -> Response<Body> {
+pub async fn serve(state: Arc<ProxyState>, agent: Arc<Agent>, req: Request<Incoming>) -> Response<Body> {
     let path = req.uri().path().to_owned();
     let method = req.method().clone();
     let outcome = match (&method, path.strip_prefix("/v1/proposals")) {

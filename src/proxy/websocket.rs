@@ -33,8 +33,8 @@ pub fn is_upgrade<B>(req: &Request<B>) -> bool {
 
 pub async fn handle(
     state: Arc<ProxyState>,
-    dest: Destination,
-    agent: Agent,
+    dest: Arc<Destination>,
+    agent: Arc<Agent>,
     slot: Arc<Slot>,
     mut req: Request<Incoming>,
 ) -> Response<Body> {
