@@ -48,7 +48,8 @@ def main(results_dir):
     if prof:
         shares = "\n".join(f"| {k} | {v:.1f} % |" for k, v in prof["shares_pct"].items())
         profile = f"""`perf record` (DWARF stacks, 499 Hz) of the proxy during W1 c=32 in this run, charged to
-the innermost recognised frame (a flame graph's self time): ![flame graph](results/flamegraph.svg)
+the innermost recognised frame (a flame graph's self time), except that everything beneath the
+audit writer's batches is charged to them: ![flame graph](results/flamegraph.svg)
 
 | where the proxy's CPU goes | share |
 |---|---|
