@@ -314,7 +314,22 @@ fn trim_segments(
         let first = meta.first()?.map(|(k, v)| (k.value(), v.value()));
         let Some((key, (count, oldest, newest, tag))) = first else { break };
         let live = count.saturating_sub(head.skip);
-        if surplus >= live || newest < min_ts_ms {
+        let mut drop = surplus;
+        let mut whole = surplus >= live || newest < min_ts_ms;
+        if !whole && head.ts.max(oldest) < min_ts_ms {
+            let bytes = std::fs::read(segment_file(dir, key, tag)).ok();
+            match bytes.as_deref().and_then(|b| too_old(b, (head.skip + drop) as usize, min_ts_ms)) {
+                Some((old, ts)) => {
+                    drop += old;
+                    head.ts = ts;
+                }
+                // A segment whose file is gone or is not a segment holds no record any more: its
+                // row goes, so the log keeps taking new records (`audit` reports the damage
+                // until then).
+                None => whole = true,
+            }
+        }
+        if whole {
             meta.remove(key)?;
             removed += live;
             surplus = surplus.saturating_sub(live);
@@ -322,31 +337,21 @@ fn trim_segments(
             dropped = true;
             continue;
         }
-        let mut drop = surplus;
-        if head.ts.max(oldest) < min_ts_ms {
-            // A segment whose file is gone or unreadable as a segment holds no record any more:
-            // its row goes, so the log keeps taking new records (`audit` reports the damage
-            // until then).
-            let Some(bytes) = std::fs::read(segment_file(dir, key, tag)).ok().filter(|b| decode(b).is_ok()) else {
-                meta.remove(key)?;
-                removed += live;
-                head.skip = 0;
-                dropped = true;
-                continue;
-            };
-            let records = decode(&bytes)?;
-            let from = (head.skip + drop) as usize;
-            let live = records.get(from..).unwrap_or_default();
-            let too_old = live.iter().take_while(|(_, r)| record_ts_ms(r) < min_ts_ms).count();
-            drop += too_old as u64;
-            // `newest >= min_ts_ms`, so a record at or past the cutoff is left.
-            head.ts = live.get(too_old).map_or(min_ts_ms, |(_, r)| record_ts_ms(r));
-        }
         head.skip += drop;
         removed += drop;
         break;
     }
     Ok((removed, dropped))
+}
+
+/// How many of a segment's records from index `from` on are older than `min_ts_ms`, and the
+/// `ts_ms` of the first one that is not; `None` if `bytes` is not a segment.
+fn too_old(bytes: &[u8], from: usize, min_ts_ms: u64) -> Option<(u64, u64)> {
+    let records = decode(bytes).ok()?;
+    let live = records.get(from..).unwrap_or_default();
+    let old = live.iter().take_while(|(_, r)| record_ts_ms(r) < min_ts_ms).count();
+    // The segment's newest record is at or past the cutoff, so one is left.
+    Some((old as u64, live.get(old).map_or(min_ts_ms, |(_, r)| record_ts_ms(r))))
 }
 
 impl FileRead {
@@ -504,8 +509,7 @@ mod model {
     }
 
     fn check(steps: &[Step]) {
-        let dir = tempfile::tempdir().unwrap();
-        let s = FileStore::open(&dir.path().join("v.redb"), Duration::from_secs(1)).unwrap();
+        let (_dir, _, s) = store();
         // The model: (seq, record), oldest first.
         let mut requests: Vec<(u64, Vec<u8>)> = Vec::new();
         let mut security: Vec<(u64, Vec<u8>)> = Vec::new();
@@ -543,6 +547,14 @@ mod model {
         }
     }
 
+    /// A new store in a temporary directory (kept alive by the first value).
+    fn store() -> (tempfile::TempDir, std::path::PathBuf, FileStore) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("v.redb");
+        let s = FileStore::open(&path, Duration::from_secs(1)).unwrap();
+        (dir, path, s)
+    }
+
     /// The segment files in the store's directory, oldest first: (first sequence number, bytes).
     fn files(store: &std::path::Path) -> Vec<(u64, Vec<u8>)> {
         let mut out: Vec<(u64, Vec<u8>)> = std::fs::read_dir(segment_dir(store))
@@ -560,9 +572,7 @@ mod model {
 
     #[test]
     fn a_full_log_trims_the_oldest_segment_without_rewriting_it() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("v.redb");
-        let s = FileStore::open(&path, Duration::from_secs(1)).unwrap();
+        let (_dir, path, s) = store();
         let keep = Retention { max_requests: 10, min_ts_ms: 0 };
         let batch = |from: u64| (from..from + 6).map(|ts| ev("proxy.request", ts)).collect::<Vec<_>>();
         s.write(|tx| tx.append_audit(&batch(1), keep)).unwrap();
@@ -585,9 +595,7 @@ mod model {
 
     #[test]
     fn a_batch_that_does_not_commit_leaves_no_file_and_strays_are_swept() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("v.redb");
-        let s = FileStore::open(&path, Duration::from_secs(1)).unwrap();
+        let (_dir, path, s) = store();
         let keep = Retention { max_requests: 4, min_ts_ms: 0 };
         let r: Result<(), StoreError> = s.write(|tx| {
             tx.append_audit(&[ev("proxy.request", 1)], keep)?;
@@ -607,9 +615,7 @@ mod model {
 
     #[test]
     fn a_lost_segment_file_is_reported_by_readers_and_does_not_stop_appends() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("v.redb");
-        let s = FileStore::open(&path, Duration::from_secs(1)).unwrap();
+        let (_dir, path, s) = store();
         let keep = |min| Retention { max_requests: 100, min_ts_ms: min };
         s.write(|tx| tx.append_audit(&(1..4).map(|t| ev("proxy.request", t)).collect::<Vec<_>>(), keep(0))).unwrap();
         s.write(|tx| tx.append_audit(&(10..13).map(|t| ev("proxy.request", t)).collect::<Vec<_>>(), keep(0))).unwrap();
@@ -622,6 +628,21 @@ mod model {
         let left: Vec<u64> = files(&path).iter().map(|(k, _)| *k).collect();
         assert_eq!(left, vec![7, 8], "the two new segments; the lost ones' rows are gone");
         assert_eq!(s.read(|tx| tx.audit_newest(10)).unwrap().len(), 2);
+    }
+
+    #[test]
+    fn a_lost_segment_counts_against_the_surplus() {
+        let (_dir, path, s) = store();
+        let keep = |max, min| Retention { max_requests: max, min_ts_ms: min };
+        s.write(|tx| tx.append_audit(&(1..4).map(|t| ev("proxy.request", t)).collect::<Vec<_>>(), keep(100, 0)))
+            .unwrap();
+        s.write(|tx| tx.append_audit(&(10..13).map(|t| ev("proxy.request", t)).collect::<Vec<_>>(), keep(100, 0)))
+            .unwrap();
+        let first = std::fs::read_dir(segment_dir(&path)).unwrap().flatten().map(|e| e.path()).min().unwrap();
+        std::fs::remove_file(first).unwrap();
+        // Seven records against five: the lost segment's three go, so the next one keeps all of its.
+        s.write(|tx| tx.append_audit(&[ev("proxy.request", 20)], keep(5, 2))).unwrap();
+        assert_eq!(s.read(|tx| tx.audit_newest(10)).unwrap().len(), 4);
     }
 
     #[test]
