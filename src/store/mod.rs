@@ -55,12 +55,18 @@ pub struct Retention {
     pub min_ts_ms: u64,
 }
 
+/// What `AuditEvent` serializes first, `{"ts_ms":N`, split into the digits of N and the rest:
+/// the fast path that reads a record's time and kind without a JSON parse.
+fn ts_prefix(bytes: &[u8]) -> Option<(&[u8], &[u8])> {
+    let rest = bytes.strip_prefix(br#"{"ts_ms":"#)?;
+    let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
+    (digits > 0).then(|| rest.split_at(digits))
+}
+
 pub(crate) fn record_ts_ms(bytes: &[u8]) -> u64 {
-    // Fast path for what `AuditEvent` serializes (`{"ts_ms":N,...`): no JSON parse per record.
-    if let Some(rest) = bytes.strip_prefix(br#"{"ts_ms":"#) {
-        let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
-        if matches!(rest.get(digits), Some(b',' | b'}')) {
-            if let Some(ts) = std::str::from_utf8(&rest[..digits]).ok().and_then(|d| d.parse().ok()) {
+    if let Some((digits, rest)) = ts_prefix(bytes) {
+        if matches!(rest.first(), Some(b',' | b'}')) {
+            if let Some(ts) = std::str::from_utf8(digits).ok().and_then(|d| d.parse().ok()) {
                 return ts;
             }
         }
@@ -76,11 +82,10 @@ pub(crate) fn record_ts_ms(bytes: &[u8]) -> u64 {
 pub(crate) fn is_security_record(bytes: &[u8]) -> bool {
     // Fast path for what `AuditEvent` serializes (`{"ts_ms":N,"kind":"...`): no JSON parse for
     // the thousands of request records a proxy flushes at once.
-    if let Some(rest) = bytes.strip_prefix(br#"{"ts_ms":"#) {
-        let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
-        if let Some(kind) = rest[digits..].strip_prefix(br#","kind":""#) {
+    if let Some((_, rest)) = ts_prefix(bytes) {
+        if let Some(kind) = rest.strip_prefix(br#","kind":""#) {
             if let Some(end) = kind.iter().position(|b| *b == b'"' || *b == b'\\') {
-                if kind[end] == b'"' && digits > 0 {
+                if kind[end] == b'"' {
                     if let Ok(kind) = std::str::from_utf8(&kind[..end]) {
                         return crate::audit::is_security_kind(kind);
                     }
