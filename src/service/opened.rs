@@ -1,54 +1,74 @@
-//! Secrets opened for recent requests, kept for the next request that needs them.
+//! Decrypted material kept for the next request that needs it, and the bounds every such cache
+//! keeps.
 //!
 //! Opening a sealed secret is two AES-256-GCM opens (the data key, then the value) and a key
 //! schedule: about half a microsecond of every request, spent again on every request with the
-//! same credential. A snapshot keeps what it opened, bounded three ways:
-//! - at most [`ENTRIES`] secrets;
-//! - a secret goes [`IDLE`] after its last use (the proxy runs the expiry every second, so an
-//!   idle secret goes even when no request comes);
-//! - all of them go with the snapshot, that is at every vault change.
+//! same credential. A snapshot keeps what it opened ([`Opened`]); the proxy keeps the masking
+//! needles compiled from injected values the same way (`proxy::redact::cache`). Both are a
+//! [`Bounded`] cache:
+//! - at most [`ENTRIES`] entries;
+//! - an entry goes [`IDLE`] after its last use (the proxy runs the expiry every second, so an
+//!   idle entry goes even when no request comes);
+//! - every entry goes at a vault change (the opened secrets with their snapshot, the needles when
+//!   the proxy swaps snapshots).
 //!
-//! Values are `SecretBytes`, zeroized when the cache drops them. The proxy holds the master key
-//! for its whole life, so the cache widens nothing a reader of its memory could not already
-//! open; it bounds how long plaintext sits there between requests.
+//! Keys and values zeroize themselves when the cache drops them (`SecretBytes`, `Zeroizing`).
+//! The proxy holds the master key for its whole life, so these caches widen nothing a reader of
+//! its memory could not already open; they bound how long plaintext sits there between requests.
 
+use std::borrow::Borrow;
+use std::hash::Hash;
 use std::time::Duration;
 
 use crate::secret::SecretBytes;
 
-/// Secrets kept at most per snapshot.
+/// Entries kept at most by a cache of decrypted material.
 pub const ENTRIES: u64 = 1024;
-/// How long an opened secret is kept after its last use.
+/// How long an entry is kept after its last use.
 pub const IDLE: Duration = Duration::from_secs(60);
 
+/// A cache of decrypted material (or of what is derived from it), bounded in number and in time.
+pub struct Bounded<K, V> {
+    values: moka::sync::Cache<K, V>,
+}
+
 /// Opened secret values by secret id.
-pub struct Opened {
-    values: moka::sync::Cache<String, SecretBytes>,
-}
+pub type Opened = Bounded<String, SecretBytes>;
 
-impl Default for Opened {
+impl<K: Hash + Eq + Send + Sync + 'static, V: Clone + Send + Sync + 'static> Default for Bounded<K, V> {
     fn default() -> Self {
-        Opened::new(ENTRIES, IDLE)
+        Bounded::new(ENTRIES, IDLE)
     }
 }
 
-impl Opened {
-    fn new(entries: u64, idle: Duration) -> Self {
-        Opened { values: moka::sync::Cache::builder().max_capacity(entries).time_to_idle(idle).build() }
+impl<K: Hash + Eq + Send + Sync + 'static, V: Clone + Send + Sync + 'static> Bounded<K, V> {
+    pub fn new(entries: u64, idle: Duration) -> Self {
+        Bounded { values: moka::sync::Cache::builder().max_capacity(entries).time_to_idle(idle).build() }
     }
 
-    /// The value of `secret_id`, opened by `open` (and kept) if it is not here.
-    pub fn get_or_open<E>(
+    /// The value for `key`, made by `make` (and kept, under the key `own` makes) if it is not
+    /// here. A failure is not kept.
+    pub fn get_or_insert<Q: Hash + Eq + ?Sized, E>(
         &self,
-        secret_id: &str,
-        open: impl FnOnce() -> Result<SecretBytes, E>,
-    ) -> Result<SecretBytes, E> {
-        if let Some(hit) = self.values.get(secret_id) {
+        key: &Q,
+        own: impl FnOnce(&Q) -> K,
+        make: impl FnOnce() -> Result<V, E>,
+    ) -> Result<V, E>
+    where
+        K: Borrow<Q>,
+    {
+        if let Some(hit) = self.values.get(key) {
             return Ok(hit);
         }
-        let value = open()?;
-        self.values.insert(secret_id.to_owned(), value.clone());
+        let value = make()?;
+        self.values.insert(own(key), value.clone());
         Ok(value)
+    }
+
+    /// Drops every entry.
+    pub fn clear(&self) {
+        self.values.invalidate_all();
+        self.values.run_pending_tasks();
     }
 
     /// Drops what expired (the cache itself does so only while it is used).
@@ -56,7 +76,7 @@ impl Opened {
         self.values.run_pending_tasks();
     }
 
-    /// Secrets held (after pending expiry has run).
+    /// Entries held (after pending expiry has run).
     pub fn entries(&self) -> u64 {
         self.values.run_pending_tasks();
         self.values.entry_count()
@@ -76,23 +96,24 @@ mod tests {
             Ok::<_, ()>(SecretBytes::from_str_copy("sk-SENTINEL"))
         };
         for _ in 0..3 {
-            assert_eq!(cache.get_or_open("sec_a", open).unwrap().expose(), b"sk-SENTINEL");
+            assert_eq!(cache.get_or_insert("sec_a", str::to_owned, open).unwrap().expose(), b"sk-SENTINEL");
         }
         assert_eq!(opens.get(), 1);
         std::thread::sleep(Duration::from_millis(350));
         cache.expire();
         assert_eq!(cache.entries(), 0);
-        cache.get_or_open("sec_a", open).unwrap();
+        cache.get_or_insert("sec_a", str::to_owned, open).unwrap();
         assert_eq!(opens.get(), 2);
     }
 
     #[test]
     fn a_failed_open_is_not_kept_and_entries_are_bounded() {
         let cache = Opened::default();
-        assert!(cache.get_or_open("sec_x", || Err::<SecretBytes, _>("tampered")).is_err());
+        assert!(cache.get_or_insert("sec_x", str::to_owned, || Err::<SecretBytes, _>("tampered")).is_err());
         assert_eq!(cache.entries(), 0);
         for i in 0..ENTRIES + 100 {
-            cache.get_or_open(&format!("sec_{i}"), || Ok::<_, ()>(SecretBytes::from_str_copy("v"))).unwrap();
+            let id = format!("sec_{i}");
+            cache.get_or_insert(id.as_str(), str::to_owned, || Ok::<_, ()>(SecretBytes::from_str_copy("v"))).unwrap();
         }
         assert!(cache.entries() <= ENTRIES, "{}", cache.entries());
     }

@@ -489,7 +489,9 @@ impl Snapshot {
                     message: format!("secret {} comes from {source}, which failed: {why}", secret.name),
                 })
             }),
-            None => self.opened.get_or_open(&secret.id, || crypto::open(key, aad, &secret.sealed).map_err(|_| None)),
+            None => self.opened.get_or_insert(secret.id.as_str(), str::to_owned, || {
+                crypto::open(key, aad, &secret.sealed).map_err(|_| None)
+            }),
         }
     }
 

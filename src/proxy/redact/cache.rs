@@ -3,28 +3,19 @@
 //! Deriving a value's encodings and sorting them was about 0.7 µs of a request's CPU, spent again
 //! on every request with the same credential. The cache holds what that produced, keyed by the
 //! values themselves (length-prefixed, in push order), so a hit costs one hash of a few dozen
-//! bytes. It is decrypted material kept across requests, so it is bounded three ways:
-//! - at most [`ENTRIES`] sets of values;
-//! - an entry goes [`IDLE`] after its last use (the proxy's reload loop runs the expiry every
-//!   second, so an idle entry goes even when no request comes);
-//! - every entry goes when the vault changes (a rotated or deleted secret is not kept).
-//!
-//! Keys and needles are zeroized when they leave (moka drops both; `Zeroizing` wipes them). The
-//! values whose form changes on every request (SigV4's signature) are never cached.
+//! bytes. It is decrypted material kept across requests, so it keeps the bounds of
+//! `service::opened::Bounded` (at most 1024 sets of values, each a minute after its last use);
+//! the proxy empties it whenever it swaps snapshots. Keys and needles are zeroized when they
+//! leave. The values whose form changes on every request (SigV4's signature) are never cached.
 
 use std::borrow::Borrow;
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
-use std::time::Duration;
 
 use zeroize::Zeroizing;
 
 use super::Compiled;
-
-/// Sets of values kept at most.
-pub const ENTRIES: u64 = 1024;
-/// How long an entry is kept after its last use.
-pub const IDLE: Duration = Duration::from_secs(60);
+use crate::service::opened::Bounded;
 
 /// The values one request injected (`Needles::inputs`), as a cache key. Never printed.
 #[derive(PartialEq, Eq)]
@@ -44,50 +35,35 @@ impl Borrow<[u8]> for Key {
 }
 
 /// The proxy's cache of compiled needles.
+#[derive(Default)]
 pub struct MaskerCache {
-    entries: moka::sync::Cache<Key, Arc<Compiled>>,
-}
-
-impl Default for MaskerCache {
-    fn default() -> Self {
-        MaskerCache::new(ENTRIES, IDLE)
-    }
+    entries: Bounded<Key, Arc<Compiled>>,
 }
 
 impl MaskerCache {
-    fn new(entries: u64, idle: Duration) -> Self {
-        MaskerCache { entries: moka::sync::Cache::builder().max_capacity(entries).time_to_idle(idle).build() }
-    }
-
     /// The compiled needles for `inputs`, built by `build` (and kept) on a miss.
     pub(super) fn get_or_build(
         &self,
-        inputs: Zeroizing<Vec<u8>>,
+        inputs: &[u8],
         build: impl FnOnce(&[u8]) -> Option<Compiled>,
     ) -> Option<Arc<Compiled>> {
-        if let Some(hit) = self.entries.get(inputs.as_slice()) {
-            return Some(hit);
-        }
-        let compiled = Arc::new(build(&inputs)?);
-        self.entries.insert(Key(inputs), compiled.clone());
-        Some(compiled)
+        let own = |key: &[u8]| Key(Zeroizing::new(key.to_vec()));
+        self.entries.get_or_insert(inputs, own, || build(inputs).map(Arc::new).ok_or(())).ok()
     }
 
     /// Drops every entry (the vault changed).
     pub fn clear(&self) {
-        self.entries.invalidate_all();
-        self.entries.run_pending_tasks();
+        self.entries.clear();
     }
 
     /// Drops what expired (the cache itself does so only while it is used).
     pub fn expire(&self) {
-        self.entries.run_pending_tasks();
+        self.entries.expire();
     }
 
     /// Entries held (after pending expiry has run).
     pub fn entries(&self) -> u64 {
-        self.entries.run_pending_tasks();
-        self.entries.entry_count()
+        self.entries.entries()
     }
 }
 
@@ -95,6 +71,8 @@ impl MaskerCache {
 mod tests {
     use super::super::Needles;
     use super::*;
+    use crate::service::opened::ENTRIES;
+    use std::time::Duration;
 
     fn needles(values: &[&str]) -> Needles {
         let mut n = Needles::default();
@@ -139,7 +117,7 @@ mod tests {
 
     #[test]
     fn an_entry_goes_after_it_idles() {
-        let cache = MaskerCache::new(ENTRIES, Duration::from_millis(200));
+        let cache = MaskerCache { entries: Bounded::new(ENTRIES, Duration::from_millis(200)) };
         masked(&cache, &["sk-IDLE-1"], "-");
         std::thread::sleep(Duration::from_millis(100));
         masked(&cache, &["sk-IDLE-1"], "-");

@@ -84,7 +84,7 @@ impl Needles {
             return None;
         }
         let compiled = match cache.filter(|_| !self.per_request) {
-            Some(cache) => cache.get_or_build(self.inputs, Compiled::build)?,
+            Some(cache) => cache.get_or_build(&self.inputs, Compiled::build)?,
             None => std::sync::Arc::new(Compiled::build(&self.inputs)?),
         };
         Some(Masker { compiled, scanned: std::sync::atomic::AtomicUsize::new(0), ac: std::sync::OnceLock::new() })
