@@ -71,10 +71,6 @@ impl Needles {
         self.per_request = true;
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.inputs.is_empty()
-    }
-
     /// Builds the matcher, from `cache` when the same values were compiled a moment ago. Nothing
     /// is compiled into an automaton up front: short responses (most API answers) are scanned
     /// directly; the aho-corasick automaton is built only once a response has streamed
