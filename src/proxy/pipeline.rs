@@ -289,7 +289,6 @@ pub fn prepare(
     if target.path != match_path && !resolved.auth.is_path() {
         target.path = match_path;
     }
-    event.path = Some(target.path_for_audit(&resolved.auth));
 
     // 4. Inject. The decrypted material is dropped (zeroized) right after.
     let injected = apply_strategy(&mut target, &resolved, dest, agent_signed);
@@ -309,13 +308,13 @@ pub fn prepare(
             }
         }
     }
-    let auth = resolved.auth.clone();
+    // Recorded as sent, with a path strategy's secret segment redacted.
+    event.path = Some(target.path_for_audit(&resolved.auth));
     drop(resolved);
     let deferred = match injected {
         Ok(sign) => sign,
         Err(e) => return Err(deny(event, Refusal::new(ErrorCode::CredentialUnavailable, e.to_string()))),
     };
-    event.path = Some(target.path_for_audit(&auth));
     // 6b needs to read the response: the proxy, not the agent, chooses the upstream encoding.
     target.headers.insert(http::header::ACCEPT_ENCODING, http::HeaderValue::from_static("identity"));
     // The method the policy matched is the one sent: canonical upper case.
