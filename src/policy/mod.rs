@@ -258,10 +258,15 @@ impl Policy {
             return Err(Denial::HostNotAllowed { host: host.to_owned() });
         }
         let normalized = normalize_path(path).map_err(|reason| Denial::AmbiguousPath { reason })?;
-        let method = method.to_ascii_uppercase();
+        // Agents send upper case; only a lower-case method costs a copy.
+        let method: std::borrow::Cow<'_, str> = if method.bytes().any(|b| b.is_ascii_lowercase()) {
+            method.to_ascii_uppercase().into()
+        } else {
+            method.into()
+        };
         let mut found: Vec<(&Rule, &str)> = rules.filter_map(|r| Some((r, r.allows(&method, &normalized)?))).collect();
         if found.is_empty() {
-            return Err(Denial::CapabilityDenied { method, path: normalized });
+            return Err(Denial::CapabilityDenied { method: method.into_owned(), path: normalized });
         }
         found.sort_by(|(a, ap), (b, bp)| bp.len().cmp(&ap.len()).then(b.custom.cmp(&a.custom)).then(a.id.cmp(&b.id)));
         found.dedup_by(|x, y| x.0.id == y.0.id);

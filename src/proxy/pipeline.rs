@@ -283,7 +283,9 @@ pub fn prepare(
     // 3. Strip every agent-supplied auth-class header and whatever the strategy owns.
     let mut target =
         Target { path: raw_path.to_owned(), query: parts.uri.query().map(str::to_owned), headers: parts.headers };
-    let agent_signed = super::sign::agent_signed_headers(&target.headers);
+    // What the agent's own SigV4 signature covered (only a SigV4 credential re-signs it).
+    let agent_signed =
+        if resolved.auth.is_sigv4() { super::sign::agent_signed_headers(&target.headers) } else { Vec::new() };
     inject::strip(&mut target, &resolved.auth);
     inject::remove_where(&mut target.headers, |n| crate::policy::ROUTING_OVERRIDE_HEADERS.contains(&n.as_str()));
     if target.path != match_path && !resolved.auth.is_path() {
