@@ -37,6 +37,12 @@ pub const ROUTING_OVERRIDE_HEADERS: &[&str] = &[
     "forwarded",
 ];
 
+/// A request method as capabilities name it: upper case. Agents send upper case, so only a
+/// lower-case method costs a copy.
+pub fn canonical_method(method: &str) -> std::borrow::Cow<'_, str> {
+    if method.bytes().any(|b| b.is_ascii_lowercase()) { method.to_ascii_uppercase().into() } else { method.into() }
+}
+
 /// Whether `grants` (capability ids or `provider/*`) let an agent use `rule`; no grants means
 /// every capability.
 pub fn granted(grants: &[String], rule: &Rule) -> bool {
@@ -258,12 +264,7 @@ impl Policy {
             return Err(Denial::HostNotAllowed { host: host.to_owned() });
         }
         let normalized = normalize_path(path).map_err(|reason| Denial::AmbiguousPath { reason })?;
-        // Agents send upper case; only a lower-case method costs a copy.
-        let method: std::borrow::Cow<'_, str> = if method.bytes().any(|b| b.is_ascii_lowercase()) {
-            method.to_ascii_uppercase().into()
-        } else {
-            method.into()
-        };
+        let method = canonical_method(method);
         let mut found: Vec<(&Rule, &str)> = rules.filter_map(|r| Some((r, r.allows(&method, &normalized)?))).collect();
         if found.is_empty() {
             return Err(Denial::CapabilityDenied { method: method.into_owned(), path: normalized });
@@ -292,6 +293,15 @@ mod tests {
     fn rule(id: &str, hosts: &[&str], methods: &[&str], prefixes: &[&str]) -> Rule {
         let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
         Rule::new(id, "p", &s(hosts), &s(methods), &s(prefixes)).unwrap()
+    }
+
+    #[test]
+    fn a_method_is_upper_case_and_copied_only_when_it_was_not() {
+        for (sent, canonical, copied) in [("GET", "GET", false), ("get", "GET", true), ("PoSt", "POST", true)] {
+            let m = canonical_method(sent);
+            assert_eq!(m, canonical, "{sent}");
+            assert_eq!(matches!(m, std::borrow::Cow::Owned(_)), copied, "{sent}");
+        }
     }
 
     /// Every allowing capability, most specific first: longer prefix, then custom, then id.

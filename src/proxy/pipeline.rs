@@ -320,10 +320,9 @@ pub fn prepare(
     // 6b needs to read the response: the proxy, not the agent, chooses the upstream encoding.
     target.headers.insert(http::header::ACCEPT_ENCODING, http::HeaderValue::from_static("identity"));
     // The method the policy matched is the one sent: canonical upper case.
-    let method = if method.bytes().any(|b| b.is_ascii_lowercase()) {
-        http::Method::from_bytes(method.to_ascii_uppercase().as_bytes()).unwrap_or(parts.method)
-    } else {
-        parts.method
+    let method = match crate::policy::canonical_method(method) {
+        std::borrow::Cow::Borrowed(_) => parts.method,
+        std::borrow::Cow::Owned(upper) => http::Method::from_bytes(upper.as_bytes()).unwrap_or(parts.method),
     };
     Ok(Prepared { method, target, event, started, deferred, needles, hold })
 }

@@ -81,7 +81,7 @@ impl<K: Hash + Eq, V: Clone> Bounded<K, V> {
         {
             let mut map = self.map();
             match map.get_mut(key) {
-                Some(slot) if now.saturating_duration_since(slot.used) < self.idle => {
+                Some(slot) if self.live(slot, now) => {
                     slot.used = now;
                     return Ok(slot.value.clone());
                 }
@@ -100,9 +100,14 @@ impl<K: Hash + Eq, V: Clone> Bounded<K, V> {
         Ok(value)
     }
 
+    /// Whether an entry is still within its idle time.
+    fn live(&self, slot: &Slot<V>, now: Instant) -> bool {
+        now.saturating_duration_since(slot.used) < self.idle
+    }
+
     /// Makes room: what idled out, then the least recently used quarter.
     fn evict(&self, map: &mut HashMap<K, Slot<V>>, now: Instant) {
-        map.retain(|_, slot| now.saturating_duration_since(slot.used) < self.idle);
+        map.retain(|_, slot| self.live(slot, now));
         if map.len() < self.entries {
             return;
         }
@@ -120,7 +125,7 @@ impl<K: Hash + Eq, V: Clone> Bounded<K, V> {
     /// Drops what idled out (a lookup notices an idle entry itself; this frees it sooner).
     pub fn expire(&self) {
         let now = Instant::now();
-        self.map().retain(|_, slot| now.saturating_duration_since(slot.used) < self.idle);
+        self.map().retain(|_, slot| self.live(slot, now));
     }
 
     /// Entries held (after dropping what idled out).

@@ -659,10 +659,10 @@ impl Snapshot {
             });
         };
         let normalized = crate::policy::normalize_path(path).map_err(|reason| Denial::AmbiguousPath { reason })?;
-        let m = method.to_ascii_uppercase();
-        let ok = rule.methods.contains(&m)
+        let m = crate::policy::canonical_method(method);
+        let ok = rule.methods.iter().any(|allowed| *allowed == *m)
             && rule.path_prefixes.iter().any(|p| crate::policy::prefix_matches(p, &normalized));
-        if ok { Ok(rule) } else { Err(Denial::CapabilityDenied { method: m, path: normalized }) }
+        if ok { Ok(rule) } else { Err(Denial::CapabilityDenied { method: m.into_owned(), path: normalized }) }
     }
 
     /// Concrete hosts a credential can serve for a capability (for `invoke`, which has no CONNECT host).
