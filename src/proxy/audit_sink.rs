@@ -22,6 +22,12 @@ use crate::audit::{Aggregator, AuditEvent};
 /// Records queued in memory before they spill to disk.
 pub const QUEUE: usize = 65_536;
 
+/// A batch this large is written at once, without waiting for more to gather.
+const GATHER: usize = 4096;
+
+/// The most records one store transaction takes (a backlog is written in batches this large).
+const BATCH: usize = 16_384;
+
 /// A handle to queue audit records.
 #[derive(Clone)]
 pub struct AuditSink {
@@ -37,19 +43,32 @@ pub struct AuditSink {
 
 struct Spill {
     path: PathBuf,
-    lock: Mutex<()>,
+    /// The spill file, kept open while records arrive faster than the writer takes them (opening
+    /// it per record was most of a spilled request's cost); closed before `take` renames it.
+    file: Mutex<Option<std::fs::File>>,
     /// Records written to the spill file and not yet ingested.
     waiting: AtomicUsize,
 }
 
 impl Spill {
+    fn new(path: PathBuf) -> Spill {
+        Spill { path, file: Mutex::new(None), waiting: AtomicUsize::new(0) }
+    }
+
     fn append(&self, event: &AuditEvent) -> std::io::Result<()> {
         use std::os::unix::fs::OpenOptionsExt as _;
         let mut line = serde_json::to_vec(event).map_err(std::io::Error::other)?;
         line.push(b'\n');
-        let _guard = self.lock.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let mut f = std::fs::OpenOptions::new().create(true).append(true).mode(0o600).open(&self.path)?;
-        f.write_all(&line)?;
+        let mut file = self.file.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let f = match &mut *file {
+            Some(f) => f,
+            None => file.insert(std::fs::OpenOptions::new().create(true).append(true).mode(0o600).open(&self.path)?),
+        };
+        // One write per line: a reader never sees half a record, even after a crash.
+        if let Err(e) = f.write_all(&line) {
+            *file = None;
+            return Err(e);
+        }
         self.waiting.fetch_add(1, Ordering::SeqCst);
         Ok(())
     }
@@ -61,7 +80,8 @@ impl Spill {
         }
         let taking = self.path.with_extension("audit-spill.ingest");
         {
-            let _guard = self.lock.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let mut file = self.file.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            *file = None;
             if std::fs::rename(&self.path, &taking).is_err() {
                 return Vec::new();
             }
@@ -86,7 +106,7 @@ impl AuditSink {
         lock_wait: Duration,
     ) -> (AuditSink, tokio::task::JoinHandle<()>) {
         let (tx, mut rx) = mpsc::channel::<AuditEvent>(QUEUE);
-        let spill = std::sync::Arc::new(Spill { path: spill_path, lock: Mutex::new(()), waiting: AtomicUsize::new(0) });
+        let spill = std::sync::Arc::new(Spill::new(spill_path));
         let writer_spill = spill.clone();
         let written = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
         let writer_written = written.clone();
@@ -100,14 +120,19 @@ impl AuditSink {
             let mut writer = Some(crate::service::AuditWriter::new(store.clone(), lock_wait));
             loop {
                 tokio::select! {
-                    n = rx.recv_many(&mut incoming, 4096) => { if n == 0 { closed = true; } }
+                    n = rx.recv_many(&mut incoming, GATHER) => { if n == 0 { closed = true; } }
                     () = tokio::time::sleep(Duration::from_millis(200)) => {}
                 }
                 // Let a burst gather before paying for a store transaction.
-                if !closed && !incoming.is_empty() && incoming.len() < 4096 {
+                if !closed && !incoming.is_empty() && incoming.len() < GATHER {
                     tokio::time::sleep(Duration::from_millis(100)).await;
-                    while let Ok(e) = rx.try_recv() {
-                        incoming.push(e);
+                }
+                // Take what else is queued, so a store that is slow per transaction (a busy
+                // database) still keeps up: the batch grows with the backlog, not the count.
+                while incoming.len() < BATCH {
+                    match rx.try_recv() {
+                        Ok(e) => incoming.push(e),
+                        Err(_) => break,
                     }
                 }
                 pending.extend(incoming.drain(..).filter_map(|e| aggregator.push(e)));
@@ -160,6 +185,11 @@ impl AuditSink {
                     Err(e) => tracing::error!(error = %e, "audit writer panicked"),
                 }
             }
+            // A PostgreSQL client closes by blocking on a runtime of its own, which must not
+            // happen on a worker thread (it panicked there at every graceful stop).
+            if let Some(w) = writer.take() {
+                let _ = tokio::task::spawn_blocking(move || drop(w)).await;
+            }
         });
         (AuditSink { tx, spill, sessions: Default::default(), metrics: Default::default(), written }, task)
     }
@@ -194,11 +224,7 @@ mod tests {
         let store = dir.path().join("vault.redb");
         // No writer task: a channel that is never drained, as under a stalled store.
         let (tx, _rx) = mpsc::channel::<AuditEvent>(2);
-        let spill = std::sync::Arc::new(Spill {
-            path: store.with_extension("audit-spill"),
-            lock: Mutex::new(()),
-            waiting: AtomicUsize::new(0),
-        });
+        let spill = std::sync::Arc::new(Spill::new(store.with_extension("audit-spill")));
         let sink = AuditSink {
             tx,
             spill: spill.clone(),
@@ -220,5 +246,11 @@ mod tests {
         sink.record(AuditEvent::new("proxy.request"));
         let mode = std::fs::metadata(&spill.path).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600);
+        // The open file was closed at the rename: what came after is in the new file, and a
+        // record after this second take lands in a third.
+        assert_eq!(spill.take().len(), 3);
+        sink.record(AuditEvent::new("proxy.request"));
+        assert_eq!(spill.take().len(), 1);
+        assert!(spill.take().is_empty());
     }
 }

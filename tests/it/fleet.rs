@@ -40,6 +40,16 @@ fn call(v: &TestVault, p: &ProxyProc, token: &str) -> i32 {
     curl(&p.url(token), &v.ca_path(), &["-f", "-o", "/dev/null", "https://api.example.com/v1/users"]).0
 }
 
+/// Stops `p` with SIGTERM and asserts it shut down cleanly: exit 0 and no panic in its log (the
+/// audit writer's database client once panicked on a worker thread at every graceful stop).
+fn stop_cleanly(p: ProxyProc) {
+    let log = p.stderr_path.clone();
+    let status = p.stop();
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    assert!(status.success(), "the proxy exited with {status}: {text}");
+    assert!(!text.contains("panicked"), "the proxy panicked while stopping: {text}");
+}
+
 #[test]
 fn two_proxies_share_secrets_revocations_and_one_audit_log() {
     let f = fleet();
@@ -76,8 +86,8 @@ fn two_proxies_share_secrets_revocations_and_one_audit_log() {
 
     // Audit from both proxies is in one log, readable from either host.
     let (pa, pb) = (f.pa, f.pb);
-    pa.stop();
-    pb.stop();
+    stop_cleanly(pa);
+    stop_cleanly(pb);
     let audit = f.a.json(&["audit", "--limit", "500"]);
     let requests: Vec<&serde_json::Value> =
         audit.as_array().unwrap().iter().filter(|e| e["kind"] == "proxy.request").collect();
