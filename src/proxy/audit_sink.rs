@@ -48,11 +48,13 @@ struct Spill {
     file: Mutex<Option<std::fs::File>>,
     /// Records written to the spill file and not yet ingested.
     waiting: AtomicUsize,
+    /// Records ever written to the spill file (for `/metrics`).
+    total: std::sync::atomic::AtomicU64,
 }
 
 impl Spill {
     fn new(path: PathBuf) -> Spill {
-        Spill { path, file: Mutex::new(None), waiting: AtomicUsize::new(0) }
+        Spill { path, file: Mutex::new(None), waiting: AtomicUsize::new(0), total: Default::default() }
     }
 
     fn append(&self, event: &AuditEvent) -> std::io::Result<()> {
@@ -70,6 +72,7 @@ impl Spill {
             return Err(e);
         }
         self.waiting.fetch_add(1, Ordering::SeqCst);
+        self.total.fetch_add(1, Ordering::Relaxed);
         Ok(())
     }
 
@@ -208,6 +211,11 @@ impl AuditSink {
         }
     }
 
+    /// Records ever spilled to disk because the queue was full (for metrics).
+    pub fn spilled(&self) -> u64 {
+        self.spill.total.load(Ordering::Relaxed)
+    }
+
     /// Records queued in memory (for tests and metrics).
     pub fn queued(&self) -> usize {
         QUEUE - self.tx.capacity()
@@ -237,6 +245,7 @@ mod tests {
             e.ts_ms = i;
             sink.record(e);
         }
+        assert_eq!(sink.spilled(), 8);
         let spilled = spill.take();
         assert_eq!(spilled.iter().map(|e| e.ts_ms).collect::<Vec<_>>(), (2..10).collect::<Vec<_>>());
         use std::os::unix::fs::PermissionsExt as _;

@@ -40,6 +40,8 @@ pub struct Gauges {
     pub oauth_refreshes: u64,
     pub snapshot_generation: u64,
     pub audit_written: u64,
+    /// Audit records that went to the spill file because the queue was full.
+    pub audit_spilled: u64,
     /// How long building the snapshot being served took.
     pub snapshot_build: std::time::Duration,
     /// Compiled masking needle sets held (bounded by `redact::cache::ENTRIES`).
@@ -167,6 +169,12 @@ impl Metrics {
                 "Audit records this proxy committed to the store.",
                 g.audit_written,
             ),
+            (
+                "aivault_audit_records_spilled_total",
+                "counter",
+                "Audit records written to the spill file because the queue was full (the store is slow or down); they are stored later.",
+                g.audit_spilled,
+            ),
         ];
         for (name, kind, help, value) in gauges {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}");
@@ -210,6 +218,7 @@ mod tests {
             audit_queue: 0,
             leaf_certificates_minted: 1,
             audit_written: 3,
+            audit_spilled: 5,
             oauth_refreshes: 0,
             snapshot_generation: 7,
             snapshot_build: std::time::Duration::from_millis(1500),
@@ -233,6 +242,7 @@ mod tests {
         assert!(text.contains("aivault_snapshot_build_seconds 1.500000"), "{text}");
         assert!(text.contains("\naivault_masker_cache_entries 4\n"), "{text}");
         assert!(text.contains("\naivault_opened_secrets 2\n"), "{text}");
+        assert!(text.contains("\naivault_audit_records_spilled_total 5\n"), "{text}");
         assert_eq!(label("a\"b\\"), "a\\\"b\\\\");
     }
 }

@@ -121,6 +121,7 @@ impl ProxyState {
             snapshot_generation: snapshot.generation,
             snapshot_build: snapshot.build_time,
             audit_written: self.shared.audit.written.load(Ordering::Relaxed),
+            audit_spilled: self.shared.audit.spilled(),
             masker_cache_entries: self.shared.maskers.entries(),
             opened_secrets: snapshot.opened_entries(),
         };
