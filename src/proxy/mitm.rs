@@ -15,6 +15,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio_rustls::LazyConfigAcceptor;
 
 use super::conn::{Activity, Held, Slot, Tracked, idle, revoked};
+use super::gate::Gated;
 use super::pipeline::{self, Destination};
 use super::respond;
 use super::state::{ActiveGuard, Agent, ProxyState};
@@ -83,18 +84,33 @@ pub async fn intercept(
     let conn = builder.serve_connection_with_upgrades(TokioIo::new(tls), svc);
     tokio::pin!(conn);
     let shutdown = state.shutdown.clone();
+    // The reasons to end the tunnel, polled only when one of them is woken (see `gate`).
+    let ending = Gated::new(async {
+        tokio::select! {
+            () = super::state::stopped(shutdown) => Ending::Stopped,
+            () = idle(&activity, state.opts.idle_timeout) => Ending::Idle,
+            () = revoked(&state.shared.snapshot, &agent.token_hash) => Ending::Revoked,
+        }
+    });
     tokio::select! {
         r = conn.as_mut() => { if let Err(e) = r { tracing::debug!(error = %e, "tunnel ended"); } }
-        () = super::state::stopped(shutdown) => {
-            conn.as_mut().graceful_shutdown();
-            let _ = conn.await;
-        }
-        () = idle(&activity, state.opts.idle_timeout) => tracing::debug!(host = %dest_host, "idle intercepted tunnel closed"),
-        () = revoked(&state.shared.snapshot, &agent.token_hash) => {
-            tracing::info!(agent = %agent.caller.agent, "agent revoked; intercepted tunnel closed");
-        }
+        why = ending => match why {
+            Ending::Stopped => {
+                conn.as_mut().graceful_shutdown();
+                let _ = conn.await;
+            }
+            Ending::Idle => tracing::debug!(host = %dest_host, "idle intercepted tunnel closed"),
+            Ending::Revoked => tracing::info!(agent = %agent.caller.agent, "agent revoked; intercepted tunnel closed"),
+        },
     }
     drop(slot);
+}
+
+/// Why an intercepted tunnel ends before its connection does.
+enum Ending {
+    Stopped,
+    Idle,
+    Revoked,
 }
 
 fn tls_failure(state: &ProxyState, agent: &Agent, host: &str, why: &str) {

@@ -11,6 +11,7 @@ pub mod audit_sink;
 pub mod body;
 pub mod conn;
 pub mod decode;
+pub mod gate;
 pub mod guard;
 pub mod invoke;
 pub mod metrics;
