@@ -81,7 +81,7 @@ Change in CPU per request: {100 * (cur['cpu_us_per_req'] / base['cpu_us_per_req'
             row("filled through the service layer in", lambda v: f"{v['generate_s']:.1f} s"),
             row("proxy start (spawn to listening)", lambda v: f"{v['start_s']:.2f} s"),
             row("RSS after start / after load / after changes", lambda v: f"{v['rss_kib_started'] / 1024:.0f} / {v['rss_kib_after_load'] / 1024:.0f} / {v['rss_kib_after_changes'] / 1024:.0f} MiB"),
-            row("W1 c=32 CPU µs per request (interleaved ×3, median)", lambda v: f"{v['c32']['cpu_us_per_req']:.1f} ({', '.join(f'{x:.1f}' for x in v['c32']['rounds_cpu_us'])})"),
+            row("W1 c=32 CPU µs per request (interleaved, median)", lambda v: f"{v['c32']['cpu_us_per_req']:.1f} ({', '.join(f'{x:.1f}' for x in v['c32']['rounds_cpu_us'])})"),
             row("`agent create` (CLI) p50", lambda v: f"{v['cli_change_ms']['p50']:.0f} ms"),
             row("change served by the running proxy after the CLI returned, p50 / max", lambda v: f"{v['change_visible_ms']['p50']:.0f} / {v['change_visible_ms']['max']:.0f} ms"),
             row("snapshot build (the proxy's own measure, /metrics)", lambda v: f"{1000 * (v['snapshot_build_s'] or 0):.0f} ms"),
@@ -198,7 +198,7 @@ this shared VM by 10–20 %; compare the ratios within one run.
 |---|---|---|---|---|---|
 {peers}
 
-aivault's and hudsucker's W1 runs alternate three times (CPU: the median round; req/s: the median).
+aivault's and hudsucker's W1 runs alternate five times (CPU: the median round; req/s: the median).
 In-memory TLS 1.3 handshake ceiling (client and server in one thread, P-256): {hs}/s. W2's client
 (`harness/src/bin/newconn.rs`) makes a new TCP connection, CONNECT and full TLS 1.3 handshake per
 request (no resumption) and does not verify the chain: with verification (hey, earlier runs) the

@@ -132,10 +132,12 @@ impl AuditSink {
                 }
                 // Take what else is queued, so a store that is slow per transaction (a busy
                 // database) still keeps up: the batch grows with the backlog, not the count.
-                while incoming.len() < BATCH {
-                    match rx.try_recv() {
-                        Ok(e) => incoming.push(e),
-                        Err(_) => break,
+                // (`recv_many` on a non-empty queue returns at once, and takes the records in one
+                // pass rather than `try_recv`'s per-record permit release.)
+                while !closed && incoming.len() < BATCH && !rx.is_empty() {
+                    let room = BATCH - incoming.len();
+                    if rx.recv_many(&mut incoming, room).await == 0 {
+                        closed = true;
                     }
                 }
                 pending.extend(incoming.drain(..).filter_map(|e| aggregator.push(e)));
