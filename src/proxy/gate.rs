@@ -16,12 +16,16 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Wake, Waker};
 
-/// `inner`, polled only when it asked to be (see the module docs).
-pub struct Gated<F> {
-    inner: Pin<Box<F>>,
-    signal: Arc<Signal>,
-    /// A waker for `signal`, made once.
-    waker: Waker,
+pin_project_lite::pin_project! {
+    /// `inner`, polled only when it asked to be (see the module docs). The future stays inline
+    /// (no box: an idle connection would pay for a second allocation of the watchers).
+    pub struct Gated<F> {
+        #[pin]
+        inner: F,
+        signal: Arc<Signal>,
+        // A waker for `signal`, made once.
+        waker: Waker,
+    }
 }
 
 struct Signal {
@@ -48,7 +52,7 @@ impl<F: Future> Gated<F> {
     pub fn new(inner: F) -> Gated<F> {
         let signal = Arc::new(Signal { woken: AtomicBool::new(true), task: Mutex::new(None) });
         let waker = Waker::from(signal.clone());
-        Gated { inner: Box::pin(inner), signal, waker }
+        Gated { inner, signal, waker }
     }
 }
 
@@ -56,7 +60,7 @@ impl<F: Future> Future for Gated<F> {
     type Output = F::Output;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
-        let this = self.get_mut();
+        let this = self.project();
         {
             let mut task = this.signal.task.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
             if !task.as_ref().is_some_and(|t| t.will_wake(cx.waker())) {
@@ -66,7 +70,7 @@ impl<F: Future> Future for Gated<F> {
         if !this.signal.woken.swap(false, Ordering::AcqRel) {
             return Poll::Pending;
         }
-        this.inner.as_mut().poll(&mut Context::from_waker(&this.waker))
+        this.inner.poll(&mut Context::from_waker(this.waker))
     }
 }
 
@@ -95,11 +99,12 @@ mod tests {
     #[test]
     fn polls_on_its_own_wakes_only_and_loses_none() {
         let (polls, ready, waker) = (Arc::default(), Arc::new(AtomicBool::new(false)), Arc::default());
-        let mut gate = Gated::new(Probe { polls: Arc::clone(&polls), ready: ready.clone(), waker: Arc::clone(&waker) });
+        let mut gate =
+            Box::pin(Gated::new(Probe { polls: Arc::clone(&polls), ready: ready.clone(), waker: Arc::clone(&waker) }));
         let task_wakes = Arc::new(Counter::default());
         let task = Waker::from(task_wakes.clone());
         let mut cx = Context::from_waker(&task);
-        let mut gate = Pin::new(&mut gate);
+        let mut gate = gate.as_mut();
         let polled = |n: usize| assert_eq!(polls.load(Ordering::SeqCst), n);
 
         // The first poll goes through; wakes of the task from elsewhere do not poll it again.
