@@ -422,7 +422,7 @@ impl PgWriteOps for PgWrite<'_> {
         // writer wait for its CPU once per message while the proxy was busy.
         if !records.is_empty() {
             use std::io::Write as _;
-            let rows = copy_rows(last + 1, records)?;
+            let rows = copy_rows(name, last + 1, records)?;
             let mut sink =
                 tx.copy_in("COPY aivault_audit (seq, security, ts_ms, body) FROM STDIN BINARY").map_err(err)?;
             sink.write_all(&rows).map_err(|e| StoreError::Database(name.to_owned(), e.to_string()))?;
@@ -454,8 +454,9 @@ impl PgWriteOps for PgWrite<'_> {
 
 /// `records` as the rows of a binary `COPY aivault_audit (seq, security, ts_ms, body)`, numbered
 /// from `first`: PostgreSQL's binary copy format (signature, flags and header extension, then per
-/// row the field count and each field's length and network-order bytes, then -1).
-fn copy_rows(first: i64, records: &[Vec<u8>]) -> Result<Vec<u8>, StoreError> {
+/// row the field count and each field's length and network-order bytes, then -1). `name` is the
+/// database, for the error.
+fn copy_rows(name: &str, first: i64, records: &[Vec<u8>]) -> Result<Vec<u8>, StoreError> {
     let size = 21 + records.iter().map(|r| 2 + 12 + 5 + 12 + 4 + r.len()).sum::<usize>();
     let mut out = Vec::with_capacity(size);
     out.extend_from_slice(b"PGCOPY\n\xff\r\n\0");
@@ -471,7 +472,7 @@ fn copy_rows(first: i64, records: &[Vec<u8>]) -> Result<Vec<u8>, StoreError> {
         out.extend_from_slice(&8i32.to_be_bytes());
         out.extend_from_slice(&ts.to_be_bytes());
         let len = i32::try_from(r.len())
-            .map_err(|_| StoreError::Database(String::new(), "an audit record is too large".into()))?;
+            .map_err(|_| StoreError::Database(name.to_owned(), "an audit record is too large".into()))?;
         out.extend_from_slice(&len.to_be_bytes());
         out.extend_from_slice(r);
     }
@@ -551,7 +552,7 @@ mod tests {
     fn audit_rows_are_in_the_binary_copy_format() {
         let request = br#"{"ts_ms":7,"kind":"proxy.request"}"#.to_vec();
         let change = br#"{"ts_ms":9,"kind":"secret.create"}"#.to_vec();
-        let rows = copy_rows(41, &[request.clone(), change.clone()]).unwrap();
+        let rows = copy_rows("db", 41, &[request.clone(), change.clone()]).unwrap();
         let mut want = b"PGCOPY\n\xff\r\n\0\0\0\0\0\0\0\0\0".to_vec();
         for (seq, security, ts, body) in [(41i64, 0u8, 7i64, &request), (42, 1, 9, &change)] {
             want.extend_from_slice(&[0, 4, 0, 0, 0, 8]);
@@ -563,7 +564,7 @@ mod tests {
         }
         want.extend_from_slice(&[0xff, 0xff]);
         assert_eq!(rows, want);
-        assert_eq!(copy_rows(1, &[]).unwrap().len(), 21, "signature, flags, extension and trailer");
+        assert_eq!(copy_rows("db", 1, &[]).unwrap().len(), 21, "signature, flags, extension and trailer");
     }
 
     #[test]
