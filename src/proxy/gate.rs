@@ -4,7 +4,8 @@
 //! proxy stopping, the idle timeout, the agent's revocation). `select!` polls every branch each
 //! time the task wakes, and a busy connection wakes its task several times per request: polling
 //! the three watchers each time was about 1 % of the proxy's CPU per request. Behind a `Gated`
-//! they are polled once at the start and then only when a waker they registered fires.
+//! they are polled once at the start and then only when a waker they registered fires. A plain
+//! client connection (`server::serve_client`) gates its own three the same way.
 //!
 //! Invariant: a wake-up of the inner future is never lost. The flag is set before the task is
 //! woken, and cleared before the inner future is polled, so a wake that races with a poll makes

@@ -191,17 +191,35 @@ async fn serve_client(
         .with_upgrades();
     tokio::pin!(conn);
     let shutdown = state.shutdown.clone();
+    // The reasons to end the connection, polled only when one of them is woken (see `gate`):
+    // an absolute-form `http://` request would otherwise poll all three on each of its wakes.
+    let ending = super::gate::Gated::new(async {
+        tokio::select! {
+            () = stopped(shutdown) => Ending::Stopped,
+            () = pending_over(&slot, evicted, state.opts.auth_timeout) => Ending::Pending,
+            () = idle(&activity, state.opts.idle_timeout) => Ending::Idle,
+        }
+    });
     tokio::select! {
         r = conn.as_mut() => { if let Err(e) = r { tracing::debug!(error = %e, "client connection ended"); } }
-        () = stopped(shutdown) => {
-            conn.as_mut().graceful_shutdown();
-            let _ = conn.await;
-        }
-        () = pending_over(&slot, evicted, state.opts.auth_timeout) => {
-            tracing::debug!("closed a connection that did not authenticate in time (or made room for a newer one)");
-        }
-        () = idle(&activity, state.opts.idle_timeout) => tracing::debug!("idle agent connection closed"),
+        why = ending => match why {
+            Ending::Stopped => {
+                conn.as_mut().graceful_shutdown();
+                let _ = conn.await;
+            }
+            Ending::Pending => {
+                tracing::debug!("closed a connection that did not authenticate in time (or made room for a newer one)");
+            }
+            Ending::Idle => tracing::debug!("idle agent connection closed"),
+        },
     }
+}
+
+/// Why a client connection ends before hyper is done with it.
+enum Ending {
+    Stopped,
+    Pending,
+    Idle,
 }
 
 /// Keeps the snapshot (and the CA) current: a management command anywhere reaches a running
