@@ -74,8 +74,23 @@ impl SecretString {
         Self(s)
     }
 
+    /// `parts` joined, in one allocation of the exact size: a `format!` that regrows its buffer
+    /// would leave partial copies of the secret in freed memory.
+    pub fn concat(parts: &[&str]) -> Self {
+        let mut out = String::with_capacity(parts.iter().map(|p| p.len()).sum());
+        for p in parts {
+            out.push_str(p);
+        }
+        Self(out)
+    }
+
     pub fn expose(&self) -> &str {
         &self.0
+    }
+
+    #[cfg(test)]
+    pub(crate) fn capacity(&self) -> usize {
+        self.0.capacity()
     }
 }
 

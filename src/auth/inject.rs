@@ -120,15 +120,15 @@ pub fn inject(target: &mut Target, strategy: &Strategy, material: &Material) -> 
         }
         Apply::Basic { user, pass } => {
             let joined = match (user.render(material), pass.render(material)) {
-                (Ok(u), Ok(p)) => zeroize::Zeroizing::new(format!("{}:{}", u.expose(), p.expose())),
+                (Ok(u), Ok(p)) => crate::secret::SecretString::concat(&[u.expose(), ":", p.expose()]),
                 (Err(e), _) | (_, Err(e)) => match material.field("secret") {
                     // A single "user:pass" secret also works for basic auth.
-                    Some(whole) if whole.expose().contains(':') => zeroize::Zeroizing::new(whole.expose().to_owned()),
+                    Some(whole) if whole.expose().contains(':') => whole.clone(),
                     _ => return Err(e),
                 },
             };
-            let encoded = zeroize::Zeroizing::new(base64::engine::general_purpose::STANDARD.encode(joined.as_bytes()));
-            let value = crate::secret::SecretString::new(format!("Basic {}", encoded.as_str()));
+            let encoded = zeroize::Zeroizing::new(base64::engine::general_purpose::STANDARD.encode(joined.expose()));
+            let value = crate::secret::SecretString::concat(&["Basic ", encoded.as_str()]);
             set_header(target, &http::header::AUTHORIZATION, &value)?;
         }
         Apply::OwnStage => {

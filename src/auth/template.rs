@@ -83,17 +83,24 @@ impl Template {
 
     /// Renders with `material`. The result must not contain CR, LF or NUL.
     pub fn render(&self, material: &Material) -> Result<SecretString, AuthError> {
-        let mut out = String::new();
+        let value = |f: &String| material.field(f).ok_or_else(|| AuthError::MissingField(f.clone()));
+        // Sized first: the string is allocated once, so no regrowth leaves a partial copy of the
+        // secret behind in freed memory (only the final buffer is zeroized on drop).
+        let mut len = 0;
+        for part in &self.parts {
+            len += match part {
+                Part::Literal(l) => l.len(),
+                Part::Field(f) => value(f)?.expose().len(),
+            };
+        }
+        let mut out = zeroize::Zeroizing::new(String::with_capacity(len));
         for part in &self.parts {
             match part {
                 Part::Literal(l) => out.push_str(l),
-                Part::Field(f) => {
-                    let value = material.field(f).ok_or_else(|| AuthError::MissingField(f.clone()))?;
-                    out.push_str(value.expose());
-                }
+                Part::Field(f) => out.push_str(value(f)?.expose()),
             }
         }
-        let out = SecretString::new(out);
+        let out = SecretString::new(std::mem::take(&mut *out));
         if out.expose().bytes().any(|b| matches!(b, b'\r' | b'\n' | 0)) {
             return Err(AuthError::UnsafeValue);
         }
@@ -156,5 +163,19 @@ mod tests {
         let missing = Template::parse("{{app_key}}").unwrap();
         assert!(matches!(missing.render(&m), Err(AuthError::MissingField(f)) if f == "app_key"));
         assert!(Template::parse_with_field("Bearer constant").is_err());
+    }
+
+    /// A rendered value is allocated once at its exact size: a buffer that grew on the way would
+    /// have freed, unzeroized copies of the secret.
+    #[test]
+    fn a_rendered_value_is_allocated_once() {
+        let long = "k".repeat(300);
+        let m = Material::single(SecretBytes::from_str_copy(&long));
+        for text in ["Bearer {{secret}}", "{{secret}}", "a {{secret}} b {{secret}} c"] {
+            let out = Template::parse_with_field(text).unwrap().render(&m).unwrap();
+            assert_eq!(out.capacity(), out.expose().len(), "{text}");
+        }
+        let joined = SecretString::concat(&["Basic ", &long]);
+        assert_eq!((joined.capacity(), joined.expose().len()), (306, 306));
     }
 }
