@@ -37,6 +37,27 @@ pub fn normalize_host(raw: &str) -> Result<String, HostError> {
     if ok { Ok(host) } else { Err(HostError::Invalid(raw.to_owned())) }
 }
 
+/// Whether the authority `named` (a request's `host[:port]`) names `host:port`, where `host` is
+/// already normalized and a missing port means `default_port`. The usual case (the very same
+/// text, with or without the port) is decided without allocating; anything else is split and
+/// normalized first.
+pub fn names_authority(named: &str, host: &str, port: u16, default_port: u16) -> bool {
+    if let Some(rest) = named.strip_prefix(host) {
+        if rest.is_empty() {
+            return port == default_port;
+        }
+        if let Some(p) = rest.strip_prefix(':') {
+            if !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()) {
+                return p.parse::<u16>().ok() == Some(port) && port != 0;
+            }
+        }
+    }
+    match split_host_port(named) {
+        Ok((h, p)) => normalize_host(&h).ok().as_deref() == Some(host) && p.unwrap_or(default_port) == port,
+        Err(_) => false,
+    }
+}
+
 /// Splits `host[:port]` (IPv6 in brackets). The port is `None` when absent.
 pub fn split_host_port(raw: &str) -> Result<(String, Option<u16>), HostError> {
     let (host, port) = if raw.starts_with('[') {
@@ -150,6 +171,34 @@ impl fmt::Debug for HostPattern {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn names_authority_table() {
+        let cases: &[(&str, &str, u16, bool)] = &[
+            ("api.example.com", "api.example.com", 443, true),
+            ("api.example.com:443", "api.example.com", 443, true),
+            ("api.example.com:0443", "api.example.com", 443, true),
+            ("api.example.com:8443", "api.example.com", 8443, true),
+            ("api.example.com", "api.example.com", 8443, false),
+            ("api.example.com:444", "api.example.com", 443, false),
+            ("api.example.com:", "api.example.com", 443, false),
+            ("api.example.com:99999", "api.example.com", 443, false),
+            ("api.example.com:0", "api.example.com", 0, false),
+            ("api.example.com.evil", "api.example.com", 443, false),
+            ("api.example.com@evil", "api.example.com", 443, false),
+            ("API.Example.com.", "api.example.com", 443, true),
+            ("API.Example.com.:443", "api.example.com", 443, true),
+            ("other.example.com", "api.example.com", 443, false),
+            ("[::1]", "[::1]", 443, true),
+            ("[::1]:8443", "[::1]", 8443, true),
+            ("[0:0::1]:443", "[::1]", 443, true),
+            ("127.0.0.1:443", "127.0.0.1", 443, true),
+            ("", "api.example.com", 443, false),
+        ];
+        for &(named, host, port, want) in cases {
+            assert_eq!(names_authority(named, host, port, 443), want, "{named} vs {host}:{port}");
+        }
+    }
 
     #[test]
     fn match_table() {

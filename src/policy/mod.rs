@@ -9,7 +9,7 @@ mod path;
 use crate::refusal::{ErrorCode, Refusal};
 use std::collections::HashMap;
 
-pub use host::{HostError, HostPattern, normalize_host, split_host_port};
+pub use host::{HostError, HostPattern, names_authority, normalize_host, split_host_port};
 pub use path::{PathError, check_prefix, normalize as normalize_path, prefix_matches};
 
 /// Request headers that let a server in front of the API (or the framework behind it) re-route a

@@ -22,7 +22,7 @@ use super::state::{ActiveGuard, Agent, ProxyState};
 use super::upstream::Body;
 use super::websocket;
 use crate::audit::AuditEvent;
-use crate::policy::{normalize_host, split_host_port};
+use crate::policy::normalize_host;
 use crate::refusal::ErrorCode;
 
 pub async fn intercept(
@@ -136,13 +136,7 @@ async fn inner(
         .map(|a| a.as_str())
         .or_else(|| req.headers().get(http::header::HOST).and_then(|h| h.to_str().ok()));
     if let Some(named) = named {
-        let pinned = match split_host_port(named) {
-            Ok((h, p)) => {
-                normalize_host(&h).ok().as_deref() == Some(dest.host.as_str()) && p.unwrap_or(443) == dest.port
-            }
-            Err(_) => false,
-        };
-        if !pinned {
+        if !crate::policy::names_authority(named, &dest.host, dest.port, 443) {
             return respond::error(
                 ErrorCode::MisdirectedRequest,
                 &format!(
