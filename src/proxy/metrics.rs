@@ -46,7 +46,7 @@ pub struct Gauges {
     pub snapshot_build: std::time::Duration,
     /// Compiled masking needle sets held (bounded by `redact::cache::ENTRIES`).
     pub masker_cache_entries: u64,
-    /// Sealed secrets the served snapshot holds open (bounded by `service::opened::ENTRIES`).
+    /// Credentials whose opened material the served snapshot holds (bounded by `service::opened::ENTRIES`).
     pub opened_secrets: u64,
 }
 
@@ -160,7 +160,7 @@ impl Metrics {
             (
                 "aivault_opened_secrets",
                 "gauge",
-                "Sealed secrets held open for recent requests (bounded, a minute after last use, none kept across a vault change).",
+                "Credentials whose sealed secrets are held open for recent requests (bounded, a minute after last use, none kept across a vault change).",
                 g.opened_secrets,
             ),
             (

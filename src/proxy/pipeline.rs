@@ -292,7 +292,8 @@ pub fn prepare(
         target.path = match_path;
     }
 
-    // 4. Inject. The decrypted material is dropped (zeroized) right after.
+    // 4. Inject. This request's hold on the decrypted material ends right after (the snapshot's
+    // bounded cache keeps it; zeroized when the last holder drops it).
     let injected = apply_strategy(&mut target, &resolved, dest, agent_signed);
     let mut needles = Needles::default();
     if resolved.auth.is_sigv4() {

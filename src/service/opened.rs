@@ -2,17 +2,20 @@
 //! keeps.
 //!
 //! Opening a sealed secret is two AES-256-GCM opens (the data key, then the value) and a key
-//! schedule: about half a microsecond of every request, spent again on every request with the
-//! same credential. A snapshot keeps what it opened ([`Opened`]); the proxy keeps the masking
-//! needles compiled from injected values the same way (`proxy::redact::cache`). Both are a
-//! [`Bounded`] cache:
+//! schedule, and reading it into a credential's fields (`Material`: a copy per field, a JSON
+//! parse for a structured secret) a few allocations more: spent again on every request with the
+//! same credential. A snapshot keeps each credential's opened material ([`Opened`]; a request
+//! shares it); the proxy keeps the masking needles compiled from injected values the same way
+//! (`proxy::redact::cache`). Both are a [`Bounded`] cache:
 //! - at most [`ENTRIES`] entries;
 //! - an entry goes [`IDLE`] after its last use (the proxy runs the expiry every second, so an
 //!   idle entry goes even when no request comes);
-//! - every entry goes at a vault change (the opened secrets with their snapshot, the needles when
+//! - every entry goes at a vault change (the opened material with its snapshot, the needles when
 //!   the proxy swaps snapshots).
 //!
-//! Keys and values zeroize themselves when the cache drops them (`SecretBytes`, `Zeroizing`).
+//! Values zeroize themselves when their last holder drops them (`SecretString` fields of a
+//! `Material`, `Zeroizing`). Material that reads a secret from an external source is not kept
+//! here: the source's own cache keeps its TTL.
 //! The proxy holds the master key for its whole life, so these caches widen nothing a reader of
 //! its memory could not already open; they bound how long plaintext sits there between requests.
 
@@ -22,7 +25,7 @@ use std::hash::Hash;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-use crate::secret::SecretBytes;
+use crate::auth::Material;
 
 /// Entries kept at most by a cache of decrypted material.
 pub const ENTRIES: u64 = 1024;
@@ -47,8 +50,9 @@ struct Slot<V> {
     used: Instant,
 }
 
-/// Opened secret values by secret id.
-pub type Opened = Bounded<String, SecretBytes>;
+/// Opened credentials: the material (fields parsed from the decrypted secrets) by credential id
+/// (a binding's entry is keyed by its secret and field).
+pub type Opened = Bounded<String, std::sync::Arc<Material>>;
 
 impl<K: Hash + Eq, V: Clone> Default for Bounded<K, V> {
     fn default() -> Self {
@@ -138,34 +142,38 @@ impl<K: Hash + Eq, V: Clone> Bounded<K, V> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::secret::SecretBytes;
+    use std::sync::Arc;
 
     #[test]
-    fn a_secret_is_opened_once_while_it_is_used_and_again_after_it_idles() {
+    fn a_credential_is_opened_once_while_it_is_used_and_again_after_it_idles() {
         let cache = Opened::new(ENTRIES, Duration::from_millis(200));
         let opens = std::cell::Cell::new(0);
         let open = || {
             opens.set(opens.get() + 1);
-            Ok::<_, ()>(SecretBytes::from_str_copy("sk-SENTINEL"))
+            Ok::<_, ()>(Arc::new(Material::single(SecretBytes::from_str_copy("sk-SENTINEL"))))
         };
         for _ in 0..3 {
-            assert_eq!(cache.get_or_insert("sec_a", str::to_owned, open).unwrap().expose(), b"sk-SENTINEL");
+            let got = cache.get_or_insert("cred_a", str::to_owned, open).unwrap();
+            assert_eq!(got.field("secret").unwrap().expose(), "sk-SENTINEL");
         }
         assert_eq!(opens.get(), 1);
         std::thread::sleep(Duration::from_millis(350));
         cache.expire();
         assert_eq!(cache.entries(), 0);
-        cache.get_or_insert("sec_a", str::to_owned, open).unwrap();
+        cache.get_or_insert("cred_a", str::to_owned, open).unwrap();
         assert_eq!(opens.get(), 2);
     }
 
     #[test]
     fn a_failed_open_is_not_kept_and_entries_are_bounded() {
         let cache = Opened::default();
-        assert!(cache.get_or_insert("sec_x", str::to_owned, || Err::<SecretBytes, _>("tampered")).is_err());
+        assert!(cache.get_or_insert("cred_x", str::to_owned, || Err::<Arc<Material>, _>("tampered")).is_err());
         assert_eq!(cache.entries(), 0);
         for i in 0..ENTRIES + 100 {
-            let id = format!("sec_{i}");
-            cache.get_or_insert(id.as_str(), str::to_owned, || Ok::<_, ()>(SecretBytes::from_str_copy("v"))).unwrap();
+            let id = format!("cred_{i}");
+            let v = || Ok::<_, ()>(Arc::new(Material::single(SecretBytes::from_str_copy("v"))));
+            cache.get_or_insert(id.as_str(), str::to_owned, v).unwrap();
         }
         assert!(cache.entries() <= ENTRIES, "{}", cache.entries());
     }

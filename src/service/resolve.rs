@@ -54,7 +54,7 @@ pub struct Snapshot {
     /// Values of external secrets, fetched on demand and kept for their TTL (carried over from
     /// one snapshot to the next, like the limiters).
     external: Arc<super::external::ExternalCache>,
-    /// Sealed secrets opened for recent requests (bounded; see `service::opened`).
+    /// The material of credentials opened for recent requests (bounded; see `service::opened`).
     opened: super::opened::Opened,
 }
 
@@ -154,7 +154,8 @@ pub struct ResolvedCredential {
     pub level: Level,
     /// The secrets read, with the version each was at (OAuth token state follows these).
     pub secrets: Vec<(String, u32)>,
-    pub material: Material,
+    /// Shared with the snapshot's opened cache (zeroized when the last holder drops it).
+    pub material: Arc<Material>,
 }
 
 impl std::fmt::Debug for ResolvedCredential {
@@ -474,7 +475,6 @@ impl Snapshot {
         }
     }
 
-    /// Decrypts what `pick` chose.
     /// A secret's value: opened from its seal, or fetched (cached) from its external source. An
     /// external failure is its own error (naming the source); `None` is "did not open".
     fn plaintext(
@@ -489,37 +489,61 @@ impl Snapshot {
                     message: format!("secret {} comes from {source}, which failed: {why}", secret.name),
                 })
             }),
-            None => self.opened.get_or_insert(secret.id.as_str(), str::to_owned, || {
-                crypto::open(key, aad, &secret.sealed).map_err(|_| None)
-            }),
+            None => crypto::open(key, aad, &secret.sealed).map_err(|_| None),
         }
     }
 
-    /// Drops opened secrets that idled out (the cache does so itself only while it is used).
+    /// The material of `fields` (field name → secret id), from the opened cache under
+    /// `cache_key` when every secret is sealed in the vault (a snapshot's sealed values never
+    /// change). A secret from an external source is fetched through its own cache, which keeps
+    /// its TTL, so such material is built per request.
+    fn material<'f>(
+        &self,
+        key: &MasterKey,
+        cache_key: &str,
+        fields: impl Iterator<Item = (&'f str, &'f str)> + Clone,
+        owner: &str,
+    ) -> Result<Arc<Material>> {
+        let entry = |secret_id: &str| self.secrets.get(secret_id).ok_or_else(|| unavailable(owner));
+        let build = || -> Result<Arc<Material>> {
+            let mut material = Material::default();
+            for (field, secret_id) in fields.clone() {
+                let plain =
+                    self.plaintext(key, entry(secret_id)?).map_err(|why| why.unwrap_or_else(|| unavailable(owner)))?;
+                material.add(field, &plain);
+            }
+            Ok(Arc::new(material))
+        };
+        let mut sealed = true;
+        for (_, secret_id) in fields.clone() {
+            sealed &= entry(secret_id)?.0.source.is_none();
+        }
+        if sealed { self.opened.get_or_insert(cache_key, str::to_owned, build) } else { build() }
+    }
+
+    /// Drops opened material that idled out (the cache does so itself only while it is used).
     pub fn expire_opened(&self) {
         self.opened.expire();
     }
 
-    /// Opened secrets held now.
+    /// Credentials (and bindings) whose opened material is held now.
     pub fn opened_entries(&self) -> u64 {
         self.opened.entries()
     }
 
+    /// Decrypts what `pick` chose (or takes it from the opened cache).
     pub fn open(&self, key: &MasterKey, pick: &Pick) -> Result<ResolvedCredential> {
         match pick {
             Pick::Credential { id, level } => {
                 let cred = self.credentials.get(id).ok_or_else(|| unavailable(id))?;
                 let (row, strategy) = (&cred.row, cred.strategy.clone().ok_or_else(|| unavailable(id))?);
-                let mut material = Material::default();
-                let mut secrets = Vec::new();
-                for (field, secret_id) in &row.secrets {
-                    let entry = self.secrets.get(secret_id).ok_or_else(|| unavailable(&row.id))?;
-                    let secret = &entry.0;
+                let mut secrets = Vec::with_capacity(row.secrets.len());
+                for secret_id in row.secrets.values() {
+                    let (secret, _) = self.secrets.get(secret_id).ok_or_else(|| unavailable(&row.id))?;
                     secrets.push((secret.id.clone(), secret.version));
-                    let plain =
-                        self.plaintext(key, entry).map_err(|why| why.unwrap_or_else(|| unavailable(&row.id)))?;
-                    material.add(field, &plain);
                 }
+                let fields = row.secrets.iter().map(|(f, s)| (f.as_str(), s.as_str()));
+                let material = self.material(key, &row.id, fields, &row.id)?;
                 Ok(ResolvedCredential {
                     credential_id: row.id.clone(),
                     provider: row.provider.clone(),
@@ -530,11 +554,11 @@ impl Snapshot {
                 })
             }
             Pick::Binding { capability, provider, secret_id, level, auth, origin, field } => {
-                let entry = self.secrets.get(secret_id).ok_or_else(|| unavailable(secret_id))?;
-                let secret = &entry.0;
-                let plain = self.plaintext(key, entry).map_err(|why| why.unwrap_or_else(|| unavailable(secret_id)))?;
-                let mut material = Material::default();
-                material.add(field, &plain);
+                let (secret, _) = self.secrets.get(secret_id).ok_or_else(|| unavailable(secret_id))?;
+                // Not a credential id (those have no NUL): the two never share an entry.
+                let cache_key = format!("binding\0{secret_id}\0{field}");
+                let material =
+                    self.material(key, &cache_key, std::iter::once((field.as_str(), secret_id.as_str())), secret_id)?;
                 Ok(ResolvedCredential {
                     credential_id: format!("binding:{capability}@{origin}"),
                     provider: provider.clone(),

@@ -64,7 +64,7 @@ fn metrics_count_requests_by_code_and_capability() {
     assert!(text.contains("serves /metrics"), "{text}");
 }
 
-/// The proxy's two caches of decrypted material (opened secrets, compiled masking needles) fill
+/// The proxy's two caches of decrypted material (opened credentials, compiled masking needles) fill
 /// with the credentials it serves and are emptied by a vault change.
 #[test]
 fn the_caches_of_decrypted_material_show_on_metrics_and_empty_at_a_vault_change() {
@@ -80,7 +80,7 @@ fn the_caches_of_decrypted_material_show_on_metrics_and_empty_at_a_vault_change(
         let (code, out, err) = curl(&p.url(&token), &ca, &["-sS", "-f", "https://api.example.com/v1/users"]);
         assert_eq!(code, 0, "{out} {err}");
     }
-    assert_eq!(gauge("aivault_opened_secrets"), Some(1), "one secret served three requests");
+    assert_eq!(gauge("aivault_opened_secrets"), Some(1), "one credential served three requests");
     assert_eq!(gauge("aivault_masker_cache_entries"), Some(1));
     // Any change: the proxy reloads, and nothing opened from the previous vault is kept.
     v.agent("another-agent", &[]);
