@@ -61,7 +61,10 @@ audit writer's batches is charged to them: ![flame graph](results/flamegraph.svg
         cur, base = b["current"], b["baseline"]
         label = b.get("label") or b["binary"]
         before = f"""
-## Before and after (same run, interleaved three times, medians)
+## Before and after (same run, medians of seven rounds)
+
+Each build is a fresh proxy with a fresh vault of its own, on the same CPU; which goes first
+alternates from round to round.
 
 | build | W1 c=32 req/s | CPU µs per request |
 |---|---|---|
