@@ -494,30 +494,26 @@ impl Snapshot {
     }
 
     /// The material of `fields` (field name → secret id), from the opened cache under
-    /// `cache_key` when every secret is sealed in the vault (a snapshot's sealed values never
+    /// `cache_key` when every secret is `sealed` in the vault (a snapshot's sealed values never
     /// change). A secret from an external source is fetched through its own cache, which keeps
     /// its TTL, so such material is built per request.
     fn material<'f>(
         &self,
         key: &MasterKey,
         cache_key: &str,
-        fields: impl Iterator<Item = (&'f str, &'f str)> + Clone,
+        sealed: bool,
+        fields: impl Iterator<Item = (&'f str, &'f str)>,
         owner: &str,
     ) -> Result<Arc<Material>> {
-        let entry = |secret_id: &str| self.secrets.get(secret_id).ok_or_else(|| unavailable(owner));
         let build = || -> Result<Arc<Material>> {
             let mut material = Material::default();
-            for (field, secret_id) in fields.clone() {
-                let plain =
-                    self.plaintext(key, entry(secret_id)?).map_err(|why| why.unwrap_or_else(|| unavailable(owner)))?;
+            for (field, secret_id) in fields {
+                let entry = self.secrets.get(secret_id).ok_or_else(|| unavailable(owner))?;
+                let plain = self.plaintext(key, entry).map_err(|why| why.unwrap_or_else(|| unavailable(owner)))?;
                 material.add(field, &plain);
             }
             Ok(Arc::new(material))
         };
-        let mut sealed = true;
-        for (_, secret_id) in fields.clone() {
-            sealed &= entry(secret_id)?.0.source.is_none();
-        }
         if sealed { self.opened.get_or_insert(cache_key, str::to_owned, build) } else { build() }
     }
 
@@ -538,12 +534,14 @@ impl Snapshot {
                 let cred = self.credentials.get(id).ok_or_else(|| unavailable(id))?;
                 let (row, strategy) = (&cred.row, cred.strategy.clone().ok_or_else(|| unavailable(id))?);
                 let mut secrets = Vec::with_capacity(row.secrets.len());
+                let mut sealed = true;
                 for secret_id in row.secrets.values() {
                     let (secret, _) = self.secrets.get(secret_id).ok_or_else(|| unavailable(&row.id))?;
                     secrets.push((secret.id.clone(), secret.version));
+                    sealed &= secret.source.is_none();
                 }
                 let fields = row.secrets.iter().map(|(f, s)| (f.as_str(), s.as_str()));
-                let material = self.material(key, &row.id, fields, &row.id)?;
+                let material = self.material(key, &row.id, sealed, fields, &row.id)?;
                 Ok(ResolvedCredential {
                     credential_id: row.id.clone(),
                     provider: row.provider.clone(),
@@ -557,8 +555,8 @@ impl Snapshot {
                 let (secret, _) = self.secrets.get(secret_id).ok_or_else(|| unavailable(secret_id))?;
                 // Not a credential id (those have no NUL): the two never share an entry.
                 let cache_key = format!("binding\0{secret_id}\0{field}");
-                let material =
-                    self.material(key, &cache_key, std::iter::once((field.as_str(), secret_id.as_str())), secret_id)?;
+                let field = std::iter::once((field.as_str(), secret_id.as_str()));
+                let material = self.material(key, &cache_key, secret.source.is_none(), field, secret_id)?;
                 Ok(ResolvedCredential {
                     credential_id: format!("binding:{capability}@{origin}"),
                     provider: provider.clone(),
